@@ -1,0 +1,108 @@
+"""Device strings and device-independent (de)serialisation of torch modules.
+
+No other module of skmaf calls ``torch.load`` or decides where a model lives.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import torch
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DeviceWarning",
+    "evaluate_in_chunks",
+    "module_from_bytes",
+    "module_to_bytes",
+    "resolve_device",
+]
+
+#: Rows per forward pass when evaluating without gradients: large enough to
+#: keep matrix products efficient, small enough that scoring a million rows
+#: needs activations for 8192 rows only.
+CHUNK_SIZE = 8192
+
+
+class DeviceWarning(UserWarning):
+    """A model was loaded on another device than the one it was fitted on."""
+
+
+def resolve_device(device) -> torch.device:
+    """Turn the estimator's ``device`` parameter into an available torch device.
+
+    ``"auto"`` picks CUDA when it is available and the CPU otherwise. Asking
+    for a device this machine does not have is a ``ValueError`` here, at
+    ``fit``, rather than a failure deep inside torch.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'auto', 'cpu', 'cuda' "
+            "or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this machine; "
+                "use device='auto' or device='cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} was requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was requested but MPS is not available.")
+    return resolved
+
+
+def _is_available(device: torch.device) -> bool:
+    try:
+        resolve_device(device)
+    except ValueError:
+        return False
+    return True
+
+
+def module_to_bytes(module: torch.nn.Module) -> bytes:
+    """Serialise a whole module; torch copies device storages to host one at a time."""
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    return buffer.getvalue()
+
+
+def module_from_bytes(blob: bytes, device: torch.device) -> tuple[torch.nn.Module, torch.device]:
+    """Load a module onto ``device``, or onto the CPU with a warning if it is missing here.
+
+    Returns the module and the device it now lives on.
+    """
+    target = device if _is_available(device) else torch.device("cpu")
+    if target != device:
+        warnings.warn(
+            f"The model was fitted on {device}, which is not available here; "
+            "it was loaded on the CPU. Scores agree to float64 rounding.",
+            DeviceWarning,
+            stacklevel=3,
+        )
+    # weights_only=False: the blob holds a whole module, written by skmaf itself
+    # inside a pickle that the user already chose to trust.
+    module = torch.load(io.BytesIO(blob), map_location=target, weights_only=False)
+    return module, target
+
+
+@torch.no_grad()
+def evaluate_in_chunks(function, z: torch.Tensor, device: torch.device, dtype: torch.dtype,
+                       chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
+    """Apply ``function`` to ``z`` chunk by chunk on ``device``; results come back to the CPU.
+
+    Only one chunk at a time is on the device, so a large ``z`` is never copied there whole.
+    """
+    outputs = [
+        function(chunk.to(device=device, dtype=dtype)).cpu() for chunk in z.split(chunk_size)
+    ]
+    return torch.cat(outputs)

@@ -1,0 +1,181 @@
+"""Maximum-likelihood training with Adam and early stopping: the only optimiser in skmaf.
+
+The loop follows scikit-learn's ``MLPRegressor`` (``_fit_stochastic``): shuffle
+each epoch, minibatches, L2 penalty ``alpha``, and stop when the monitored
+quantity has not improved by more than ``tol`` for ``n_iter_no_change`` epochs.
+With early stopping the monitored quantity is the validation log-likelihood
+and the best epoch's weights are restored at the end; without it, the training
+loss, and the last weights are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from ._device import evaluate_in_chunks
+from .flows import Flow
+
+__all__ = ["TrainingOptions", "TrainingResult", "train_flow"]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    max_iter: int
+    batch_size: int
+    learning_rate: float
+    alpha: float
+    early_stopping: bool
+    n_iter_no_change: int
+    tol: float
+    verbose: int = 0
+
+
+@dataclass
+class TrainingResult:
+    """What a training run did; the estimator copies it into its fitted attributes."""
+
+    n_iter: int = 0
+    best_iter: int = 0
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] | None = None
+    best_validation_score: float | None = None
+    stopped_early: bool = False
+
+
+def _make_optimizer(model: Flow, options: TrainingOptions, batch_size: int, device):
+    # MLPRegressor's penalty is 0.5 * alpha * sum(W**2) / batch_size on weights
+    # only; coupled Adam weight decay is exactly that penalty's gradient.
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+    others = [p for name, p in model.named_parameters() if not name.endswith("weight")]
+    groups = [{"params": weights, "weight_decay": options.alpha / batch_size},
+              {"params": others, "weight_decay": 0.0}]
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(groups, lr=options.learning_rate, fused=fused)
+
+
+def _copy_state(model: Flow) -> dict:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _run_epoch(model, optimizer, z_train, batch_size, rng, device) -> float:
+    """One pass over shuffled minibatches; returns the mean training NLL (model units)."""
+    model.train()
+    n_train = z_train.shape[0]
+    # Near-equal batches (sizes differ by at most one) instead of a ragged last
+    # batch: batch norm on a one- or two-row batch is meaningless.
+    n_batches = max(n_train // batch_size, 1)
+    total = torch.zeros((), device=device)
+    for index in np.array_split(rng.permutation(n_train), n_batches):
+        batch = z_train[torch.from_numpy(index)].to(device, non_blocking=True)
+        nll = -model.log_prob(batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        nll.backward()
+        optimizer.step()
+        total += nll.detach() * len(index)
+    return total.item() / n_train
+
+
+def _validation_score(model, z_train, z_val, device) -> float:
+    """Mean validation log-likelihood with batch norm frozen on the training set."""
+    model.freeze_statistics(z_train)
+    log_prob = evaluate_in_chunks(model.log_prob, z_val, device, z_train.dtype)
+    return log_prob.double().mean().item()
+
+
+def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
+               options: TrainingOptions, rng: np.random.RandomState, device: torch.device,
+               log_det_offset: float = 0.0) -> TrainingResult:
+    """Fit ``model`` by maximum likelihood on ``z_train``; early-stop on ``z_val``.
+
+    ``log_det_offset`` is the preprocessing's log-Jacobian: the reported losses
+    and scores are per-sample log-likelihoods in the user's units.
+
+    Raises ``FloatingPointError`` if the very first epoch is not finite. A
+    later non-finite epoch restores the last good state with a warning.
+    A ``KeyboardInterrupt`` after the first epoch keeps the best state, with a
+    warning; before it, it propagates.
+    """
+    result = TrainingResult(validation_scores=[] if options.early_stopping else None)
+    batch_size = min(options.batch_size, z_train.shape[0])
+    optimizer = _make_optimizer(model, options, batch_size, device)
+    best = -math.inf  # best monitored score: validation LL, or minus the training loss
+    best_state = None
+    no_improvement = 0
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, options.max_iter + 1):
+            train_nll = _run_epoch(model, optimizer, z_train, batch_size, rng, device)
+            train_nll -= log_det_offset
+            score = -train_nll
+            if options.early_stopping and math.isfinite(train_nll):
+                score = _validation_score(model, z_train, z_val, device) + log_det_offset
+            if not (math.isfinite(train_nll) and math.isfinite(score)):
+                _handle_divergence(epoch, best_state, options)
+                break
+            result.n_iter = epoch
+            result.loss_curve.append(train_nll)
+            if options.early_stopping:
+                result.validation_scores.append(score)
+            no_improvement = 0 if score > best + options.tol else no_improvement + 1
+            improved = score > best
+            best = max(score, best)
+            # Early stopping keeps the best epoch; otherwise the last good one.
+            if improved or not options.early_stopping:
+                best_state = _copy_state(model)
+                result.best_iter = epoch
+            if options.verbose:
+                _report(epoch, train_nll, score if options.early_stopping else None, best,
+                        time.perf_counter() - start)
+            if no_improvement >= options.n_iter_no_change:
+                result.stopped_early = True
+                break
+        else:
+            warnings.warn(
+                f"Stochastic optimiser: maximum iterations ({options.max_iter}) reached and "
+                "the optimisation hasn't converged yet. Increase max_iter to fit longer.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+    except KeyboardInterrupt:
+        if best_state is None:
+            raise
+        warnings.warn(
+            f"Training interrupted by the user after {result.n_iter} epoch(s); keeping the "
+            f"state of epoch {result.best_iter}.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if options.early_stopping:
+        result.best_validation_score = result.validation_scores[result.best_iter - 1]
+    return result
+
+
+def _handle_divergence(epoch: int, best_state, options: TrainingOptions) -> None:
+    advice = ("Try a smaller learning_rate_init, a larger batch_size or alpha, or check the "
+              "data for extreme values.")
+    if best_state is None:
+        raise FloatingPointError(
+            f"Training diverged: the log-likelihood became non-finite in epoch {epoch}. {advice}"
+        )
+    warnings.warn(
+        f"Training diverged in epoch {epoch} (non-finite log-likelihood); stopped and kept "
+        f"the state of the best earlier epoch. {advice}",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+
+
+def _report(epoch, train_nll, validation_score, best, elapsed) -> None:
+    line = f"Iteration {epoch}, loss = {train_nll:.6f}"
+    if validation_score is not None:
+        line += f", validation score = {validation_score:.6f}, best = {best:.6f}"
+    print(f"{line}, elapsed = {elapsed:.1f}s", flush=True)

@@ -1,0 +1,142 @@
+"""The protocol shared by every flow layer, the standard normal base, and the flow.
+
+Direction convention (the paper's): ``forward`` maps data x to base variables u
+and returns ``log|det du/dx|`` per row, which is what density evaluation needs;
+``inverse`` maps u back to x, which is what sampling needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = [
+    "BaseDistribution",
+    "Flow",
+    "FlowTransform",
+    "InverseNotAvailable",
+    "StandardNormal",
+]
+
+
+class InverseNotAvailable(NotImplementedError):
+    """Raised by a transform or model that has no (tractable) inverse."""
+
+
+class FlowTransform(nn.Module):
+    """A bijection with a tractable Jacobian determinant.
+
+    Subclasses implement ``forward(x) -> (u, log|det du/dx|)`` and
+    ``inverse(u) -> x``. Transforms with data-dependent statistics (batch norm)
+    set ``has_statistics`` and override :meth:`freeze_statistics`.
+    """
+
+    has_statistics = False
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        raise InverseNotAvailable(f"{type(self).__name__} has no inverse.")
+
+    def freeze_statistics(self, x: torch.Tensor) -> None:
+        """Fix evaluation-time statistics from the whole input set ``x``; no-op by default."""
+
+
+class BaseDistribution(nn.Module):
+    """The density of the base variables u.
+
+    ``sample`` draws its noise from a NumPy random state, so that a seed gives
+    the same samples on every device.
+    """
+
+    #: Whether this is N(0, I), which makes the flow a bijection onto Gaussian noise.
+    is_standard_normal = False
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, rng, like: torch.Tensor) -> torch.Tensor:
+        """Draw ``n`` rows using ``rng``, with the dtype and device of ``like``."""
+        raise NotImplementedError
+
+
+class StandardNormal(BaseDistribution):
+    """N(0, I) in ``n_features`` dimensions."""
+
+    is_standard_normal = True
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.n_features = n_features
+
+    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (u.square().sum(dim=-1) + self.n_features * math.log(2 * math.pi))
+
+    def sample(self, n: int, rng, like: torch.Tensor) -> torch.Tensor:
+        noise = rng.standard_normal((n, self.n_features))
+        return torch.as_tensor(noise, dtype=like.dtype, device=like.device)
+
+
+class Flow(nn.Module):
+    """A density model: ``transforms`` applied in order, then ``base``.
+
+    ``log p(x) = log p_base(u) + sum_k log|det du_k/du_{k-1}|``.
+    With no transforms it is just the base density (e.g. a MADE MoG).
+    """
+
+    def __init__(self, transforms: list[FlowTransform], base: BaseDistribution):
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+        self.base = base
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map data to base variables; return ``(u, log|det du/dx|)``."""
+        log_det = x.new_zeros(x.shape[0])
+        for transform in self.transforms:
+            x, step_log_det = transform(x)
+            log_det = log_det + step_log_det
+        return x, log_det
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        u, log_det = self(x)
+        return self.base.log_prob(u) + log_det
+
+    def to_base(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)[0]
+
+    def from_base(self, u: torch.Tensor) -> torch.Tensor:
+        for transform in reversed(self.transforms):
+            u = transform.inverse(u)
+        return u
+
+    def sample(self, n: int, rng) -> torch.Tensor:
+        reference = next(self.parameters())
+        return self.from_base(self.base.sample(n, rng, like=reference))
+
+    @property
+    def is_bijective(self) -> bool:
+        """Whether ``to_base`` / ``from_base`` map onto standard normal noise."""
+        return self.base.is_standard_normal
+
+    @torch.no_grad()
+    def freeze_statistics(self, x: torch.Tensor, chunk_size: int = 8192) -> None:
+        """Set every transform's evaluation statistics from the whole set ``x``.
+
+        Layer k's statistics are those of its input, which depends on the frozen
+        statistics of layers before it, so the set is pushed through layer by
+        layer, in chunks (on the model's device) to bound the activation memory.
+        Leaves the model in evaluation mode.
+        """
+        self.eval()
+        stateful = [k for k, t in enumerate(self.transforms) if t.has_statistics]
+        if not stateful:
+            return
+        device = next(self.parameters()).device
+        for transform in self.transforms[: stateful[-1] + 1]:
+            transform.freeze_statistics(x)
+            x = torch.cat(
+                [transform(chunk.to(device))[0].to(x.device) for chunk in x.split(chunk_size)]
+            )

@@ -1,0 +1,198 @@
+"""MADE: an MLP made autoregressive by masking its weights (Germain et al., 2015).
+
+Every input, hidden unit and output gets a *degree*. A connection from a unit of
+degree ``a`` into a hidden unit of degree ``b`` is kept when ``b >= a``; into an
+output of degree ``b`` only when ``b > a``. Output ``i`` then depends on the inputs
+that come strictly before ``i`` in the order, so all conditionals
+``p(x_i | x_<i)`` come out of one forward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "ACTIVATIONS",
+    "MADE",
+    "MaskedLinear",
+    "hidden_degrees",
+    "input_degrees",
+    "made_masks",
+    "make_order",
+]
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def make_order(order, n_features: int, generator: torch.Generator | None = None) -> np.ndarray:
+    """Resolve an input-order specification into a permutation of ``range(n_features)``.
+
+    Parameters
+    ----------
+    order : {"sequential", "reverse", "random"} or array-like of int
+        ``"random"`` draws a permutation from ``generator``; an array must be a
+        permutation of ``range(n_features)``.
+    n_features : int
+        Number of inputs D.
+    generator : torch.Generator, optional
+        Source of randomness for ``"random"``.
+
+    Returns
+    -------
+    order : ndarray of shape (n_features,)
+        ``order[k]`` is the input that comes k-th in the autoregressive order.
+    """
+    if isinstance(order, str):
+        if order == "sequential":
+            return np.arange(n_features)
+        if order == "reverse":
+            return np.arange(n_features)[::-1].copy()
+        if order == "random":
+            return torch.randperm(n_features, generator=generator).numpy()
+        raise ValueError(
+            f"input_order must be 'sequential', 'reverse', 'random' or a permutation, got {order!r}."
+        )
+    permutation = np.asarray(order)
+    if (
+        permutation.ndim != 1
+        or permutation.dtype.kind not in "iu"
+        or not np.array_equal(np.sort(permutation), np.arange(n_features))
+    ):
+        raise ValueError(
+            f"input_order must be a permutation of range({n_features}) for data with "
+            f"{n_features} features, got {order!r}."
+        )
+    return permutation.astype(np.int64)
+
+
+def input_degrees(order: np.ndarray) -> np.ndarray:
+    """Degree of each input: 1 + its position in ``order``."""
+    degrees = np.empty(len(order), dtype=np.int64)
+    degrees[order] = np.arange(1, len(order) + 1)
+    return degrees
+
+
+def hidden_degrees(n_features: int, n_units: int) -> np.ndarray:
+    """Degrees of one hidden layer, cycling through ``1 .. D-1``.
+
+    Cycling (rather than sampling) gives every degree the same number of units
+    and leaves no unit dead: a unit of degree ``b`` in ``[1, D-1]`` always has an
+    input of degree 1 below it and an output of degree D above it. With D = 1
+    there is no valid degree; the units get degree 0, see no input, and the
+    MADE reduces to an element-wise affine map with learned constants.
+    """
+    if n_features == 1:
+        return np.zeros(n_units, dtype=np.int64)
+    return np.arange(n_units, dtype=np.int64) % (n_features - 1) + 1
+
+
+def made_masks(order: np.ndarray, n_hidden_layers: int, n_hidden_units: int) -> list[np.ndarray]:
+    """Connectivity masks of a MADE, each of shape (out_features, in_features).
+
+    The last mask maps the final hidden layer to the D outputs, one per input,
+    with output ``i`` carrying the degree of input ``i``.
+    """
+    n_features = len(order)
+    degrees_in = input_degrees(order)
+    masks = []
+    previous = degrees_in
+    for _ in range(n_hidden_layers):
+        current = hidden_degrees(n_features, n_hidden_units)
+        masks.append(current[:, None] >= previous[None, :])
+        previous = current
+    masks.append(degrees_in[:, None] > previous[None, :])
+    return masks
+
+
+class MaskedLinear(nn.Module):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask.
+
+    Initialised like :class:`torch.nn.Linear` (uniform in ``±1/sqrt(fan_in)``)
+    but from an explicit generator, so that building a model never touches the
+    global torch RNG.
+    """
+
+    def __init__(self, mask: np.ndarray, generator: torch.Generator | None = None):
+        super().__init__()
+        out_features, in_features = mask.shape
+        bound = 1.0 / np.sqrt(in_features)
+        self.weight = nn.Parameter(
+            torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator)
+        )
+        self.bias = nn.Parameter(
+            torch.empty(out_features).uniform_(-bound, bound, generator=generator)
+        )
+        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+    def extra_repr(self) -> str:
+        out_features, in_features = self.weight.shape
+        return f"in_features={in_features}, out_features={out_features}"
+
+
+class MADE(nn.Module):
+    """Masked autoencoder for distribution estimation.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of inputs D.
+    n_hidden_layers, n_hidden_units : int
+        The paper's L and H.
+    n_params : int
+        Outputs per input: 2 for a Gaussian conditional (mu, alpha), 3C for a
+        mixture of C Gaussians.
+    order : ndarray of shape (n_features,)
+        Autoregressive order, as returned by :func:`make_order`.
+    activation : {"relu", "tanh"}
+    n_context_features : int, default=0
+        Width of an optional conditioning input. It feeds every first-layer
+        hidden unit through an unmasked linear map, which keeps the outputs
+        autoregressive in x (a conditional MADE).
+    generator : torch.Generator, optional
+        Source of the initial weights.
+
+    The forward pass returns a tensor of shape (n, n_params, D): entry
+    ``[:, p, i]`` is parameter p of the conditional of input i.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_hidden_layers: int,
+        n_hidden_units: int,
+        n_params: int,
+        order: np.ndarray,
+        activation: str = "relu",
+        n_context_features: int = 0,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.n_features = n_features
+        self.n_params = n_params
+        self.register_buffer("order", torch.as_tensor(order, dtype=torch.long))
+        masks = made_masks(np.asarray(order), n_hidden_layers, n_hidden_units)
+        # Each output degree is repeated once per conditional parameter.
+        masks[-1] = np.tile(masks[-1], (n_params, 1))
+        self.layers = nn.ModuleList(MaskedLinear(mask, generator) for mask in masks)
+        self.activation = ACTIVATIONS[activation]()
+        self.context = None
+        if n_context_features:
+            self.context = MaskedLinear(
+                np.ones((n_hidden_units, n_context_features), dtype=bool), generator
+            )
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.layers[0](x)
+        if self.context is not None:
+            if context is None:
+                raise ValueError("This MADE was built with a context input; pass context=.")
+            h = h + self.context(context)
+        for layer in self.layers[1:]:
+            h = layer(self.activation(h))
+        return h.view(x.shape[0], self.n_params, self.n_features)
