@@ -215,7 +215,8 @@ class BaseFlowDensity(
         >>> model.score_samples(X[:3]).shape
         (3,)
         """
-        log_prob = self._evaluate(self.module_.log_prob, self._standardized(X))
+        Z = self._standardized(X)  # checks fitted-ness before module_ is touched
+        log_prob = self._evaluate(self.module_.log_prob, Z)
         # The model's log-determinant is bounded (clamped log-scales, frozen batch
         # norm), so a non-finite value can only come from |u| overflowing float64
         # for an astronomically distant row, whose true log-density is below
@@ -309,7 +310,8 @@ class BaseFlowDensity(
         >>> model.transform(X).shape
         (200, 2)
         """
-        return self._evaluate(self.module_.to_base, self._standardized(X))
+        Z = self._standardized(X)
+        return self._evaluate(self.module_.to_base, Z)
 
     @available_if(_has_gaussian_base)
     def inverse_transform(self, X):

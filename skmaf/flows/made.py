@@ -75,7 +75,7 @@ def input_degrees(order: np.ndarray) -> np.ndarray:
     return degrees
 
 
-def hidden_degrees(n_features: int, n_units: int) -> np.ndarray:
+def hidden_degrees(n_features: int, n_units: int, conditional: bool = False) -> np.ndarray:
     """Degrees of one hidden layer, cycling through ``1 .. D-1``.
 
     Cycling (rather than sampling) gives every degree the same number of units
@@ -83,13 +83,18 @@ def hidden_degrees(n_features: int, n_units: int) -> np.ndarray:
     input of degree 1 below it and an output of degree D above it. With D = 1
     there is no valid degree; the units get degree 0, see no input, and the
     MADE reduces to an element-wise affine map with learned constants.
+
+    A ``conditional`` MADE cycles through ``0 .. D-1`` instead: its degree-0
+    units see only the context, which is what lets the first conditional
+    ``p(x_1 | context)`` depend on the context.
     """
-    if n_features == 1:
-        return np.zeros(n_units, dtype=np.int64)
-    return np.arange(n_units, dtype=np.int64) % (n_features - 1) + 1
+    lowest = 0 if conditional or n_features == 1 else 1
+    return lowest + np.arange(n_units, dtype=np.int64) % (n_features - lowest)
 
 
-def made_masks(order: np.ndarray, n_hidden_layers: int, n_hidden_units: int) -> list[np.ndarray]:
+def made_masks(
+    order: np.ndarray, n_hidden_layers: int, n_hidden_units: int, conditional: bool = False
+) -> list[np.ndarray]:
     """Connectivity masks of a MADE, each of shape (out_features, in_features).
 
     The last mask maps the final hidden layer to the D outputs, one per input,
@@ -100,7 +105,7 @@ def made_masks(order: np.ndarray, n_hidden_layers: int, n_hidden_units: int) -> 
     masks = []
     previous = degrees_in
     for _ in range(n_hidden_layers):
-        current = hidden_degrees(n_features, n_hidden_units)
+        current = hidden_degrees(n_features, n_hidden_units, conditional)
         masks.append(current[:, None] >= previous[None, :])
         previous = current
     masks.append(degrees_in[:, None] > previous[None, :])
@@ -176,7 +181,9 @@ class MADE(nn.Module):
         self.n_features = n_features
         self.n_params = n_params
         self.register_buffer("order", torch.as_tensor(order, dtype=torch.long))
-        masks = made_masks(np.asarray(order), n_hidden_layers, n_hidden_units)
+        masks = made_masks(
+            np.asarray(order), n_hidden_layers, n_hidden_units, conditional=n_context_features > 0
+        )
         # Each output degree is repeated once per conditional parameter.
         masks[-1] = np.tile(masks[-1], (n_params, 1))
         self.layers = nn.ModuleList(MaskedLinear(mask, generator) for mask in masks)

@@ -1,0 +1,84 @@
+"""build_maf assembles the paper's model; the torch layer stands alone."""
+
+import ast
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import skmaf.flows
+from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_maf
+
+ALLOWED_IMPORTS = {"__future__", "math", "numpy", "torch", "typing", "dataclasses"}
+
+
+def _mades(flow):
+    return [t for t in flow.transforms if isinstance(t, MaskedAffineAutoregressive)]
+
+
+def test_orders_are_reversed_between_layers_and_batch_norm_follows_each_made():
+    flow = build_maf(5, 4, 1, 8, input_order="sequential", generator=torch.Generator())
+    orders = [made.made.order.tolist() for made in _mades(flow)]
+    assert orders == [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]] * 2
+    kinds = [type(t) for t in flow.transforms]
+    assert kinds == [MaskedAffineAutoregressive, BatchNorm] * 4
+    assert not any(isinstance(t, BatchNorm) for t in build_maf(5, 2, 1, 8, batch_norm=False).transforms)
+
+
+def test_random_order_draws_a_fresh_order_per_made():
+    flow = build_maf(8, 3, 1, 8, input_order="random", generator=torch.Generator().manual_seed(0))
+    orders = {tuple(made.made.order.tolist()) for made in _mades(flow)}
+    assert len(orders) == 3
+
+
+def test_log_prob_shape_gradients_and_samples():
+    flow = build_maf(3, 2, 2, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(16, 3)
+    log_prob = flow.train()(x)[1]
+    assert log_prob.shape == (16,)
+    flow.log_prob(x).mean().backward()
+    for name, parameter in flow.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    flow.freeze_statistics(x)
+    assert flow.sample(7, np.random.RandomState(0)).shape == (7, 3)
+
+
+def test_log_prob_is_base_log_prob_plus_log_det():
+    flow = build_maf(3, 2, 1, 8, generator=torch.Generator().manual_seed(0)).double().eval()
+    x = torch.randn(10, 3, dtype=torch.float64)
+    u, log_det = flow(x)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(u).sum(-1) + log_det
+    torch.testing.assert_close(flow.log_prob(x), expected)
+
+
+def test_torch_save_round_trip():
+    flow = build_maf(3, 2, 1, 8, generator=torch.Generator().manual_seed(0)).eval()
+    buffer = io.BytesIO()
+    torch.save(flow, buffer)
+    loaded = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(loaded.log_prob(x), flow.log_prob(x), rtol=0, atol=0)
+
+
+def test_building_does_not_touch_the_global_torch_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_maf(4, 3, 2, 16, input_order="random", generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_torch_layer_does_not_import_scikit_learn():
+    """skmaf.flows must stay usable as a plain torch library."""
+    flows_dir = Path(skmaf.flows.__file__).parent
+    for path in flows_dir.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else []
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in ALLOWED_IMPORTS, f"{path.name} imports {name}"

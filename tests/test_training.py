@@ -1,0 +1,164 @@
+"""The training loop: early stopping, warnings, divergence, interrupts, determinism."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from skmaf import MAFDensity
+from skmaf._training import TrainingOptions, train_flow
+from skmaf.flows import build_maf
+
+OPTIONS = dict(batch_size=10, learning_rate=1e-2, alpha=0.0, n_iter_no_change=100, tol=0.0)
+
+
+def _data(n=200, seed=0):
+    return np.random.RandomState(seed).normal(size=(n, 2)) * [1.0, 3.0]
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    model = MAFDensity(n_transforms=2, n_hidden_units=8, learning_rate_init=3e-2,
+                       n_iter_no_change=3, random_state=0).fit(_data(100))
+    assert 1 <= model.best_iter_ <= model.n_iter_ < model.max_iter
+    assert model.n_iter_ - model.best_iter_ >= 3
+    assert len(model.loss_curve_) == len(model.validation_scores_) == model.n_iter_
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert model.best_validation_score_ == model.validation_scores_[model.best_iter_ - 1]
+
+
+def test_without_early_stopping_there_is_no_validation():
+    model = MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=4, early_stopping=False,
+                       random_state=0)
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        model.fit(_data(50))
+    assert model.validation_scores_ is None and model.best_validation_score_ is None
+    assert model.n_iter_ == model.best_iter_ == 4
+
+
+def test_loss_curve_is_the_training_nll_in_data_units():
+    X = _data(300) * 100
+    model = MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=30, batch_norm=False,
+                       early_stopping=False, random_state=0).fit(X)
+    # Without batch norm, training and evaluation agree: the last epoch's loss
+    # is close to the final model's NLL (the weights moved during the epoch).
+    assert model.loss_curve_[-1] == pytest.approx(-model.score(X), abs=0.05)
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+class _FailingFlow(torch.nn.Module):
+    """Wraps a flow and misbehaves from a given epoch on."""
+
+    def __init__(self, flow, fail_from_epoch, failure, batches_per_epoch):
+        super().__init__()
+        self.flow = flow
+        self.calls = 0
+        self.fail_after = (fail_from_epoch - 1) * batches_per_epoch
+        self.failure = failure
+
+    def log_prob(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > self.fail_after:
+                if self.failure == "nan":
+                    return self.flow.log_prob(x) * torch.nan
+                raise KeyboardInterrupt
+        return self.flow.log_prob(x)
+
+    def freeze_statistics(self, x, chunk_size=8192):
+        self.eval()
+        self.flow.freeze_statistics(x, chunk_size)
+
+
+def _train(fail_from_epoch, failure, early_stopping=True):
+    flow = build_maf(2, 2, 1, 8, generator=torch.Generator().manual_seed(0))
+    z = torch.from_numpy(_data(100).astype(np.float32))
+    model = _FailingFlow(flow, fail_from_epoch, failure, batches_per_epoch=8)
+    options = TrainingOptions(max_iter=6, early_stopping=early_stopping, **OPTIONS)
+    result = train_flow(model, z[:80], z[80:], options, np.random.RandomState(0),
+                        torch.device("cpu"))
+    return model, result
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_divergence_after_a_good_epoch_keeps_that_state(early_stopping):
+    with pytest.warns(ConvergenceWarning, match="diverged in epoch 3"):
+        model, result = _train(3, "nan", early_stopping)
+    assert result.n_iter == 2 and result.best_iter <= 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    model.eval()
+    assert torch.isfinite(model.log_prob(torch.randn(5, 2))).all()
+
+
+def test_divergence_in_the_first_epoch_is_an_error():
+    with pytest.raises(FloatingPointError, match="learning_rate_init"):
+        _train(1, "nan")
+
+
+def test_keyboard_interrupt_keeps_the_best_state():
+    with pytest.warns(UserWarning, match="interrupted"):
+        model, result = _train(4, "interrupt")
+    assert result.n_iter == 3 and 1 <= result.best_iter <= 3
+
+
+def test_keyboard_interrupt_before_any_epoch_propagates():
+    with pytest.raises(KeyboardInterrupt):
+        _train(1, "interrupt")
+
+
+def test_absurd_learning_rate_never_yields_nan_scores():
+    X = _data(200)
+    model = MAFDensity(n_transforms=2, n_hidden_units=8, max_iter=10, learning_rate_init=1e4,
+                       random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.fit(X)
+        except FloatingPointError:
+            assert not hasattr(model, "module_")
+            return
+    assert np.isfinite(model.score_samples(X)).all()
+
+
+def test_same_seed_same_model_and_different_seed_different_model():
+    X = _data(100)
+    fit = lambda seed: MAFDensity(n_transforms=2, n_hidden_units=8, max_iter=3,  # noqa: E731
+                                  input_order="random", random_state=seed).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first, again, other = fit(7), fit(7), fit(8)
+    np.testing.assert_array_equal(first.score_samples(X), again.score_samples(X))
+    np.testing.assert_array_equal(first.sample(5, random_state=0), again.sample(5, random_state=0))
+    assert first.loss_curve_ == again.loss_curve_
+    assert not np.allclose(first.score_samples(X), other.score_samples(X))
+
+
+def test_fit_does_not_touch_the_global_torch_or_numpy_rng():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    expected = torch.rand(2), np.random.rand(2)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=2, random_state=1).fit(_data(50))
+    torch.testing.assert_close(torch.rand(2), expected[0])
+    np.testing.assert_array_equal(np.random.rand(2), expected[1])
+
+
+def test_verbose_reports_each_epoch(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=3, verbose=1,
+                   random_state=0).fit(_data(50))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("Iteration 1, loss = ")
+    assert "validation score" in lines[0]
+
+
+def test_silent_by_default(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=2, random_state=0).fit(_data(50))
+    assert capsys.readouterr().out == ""

@@ -1,0 +1,169 @@
+"""Bad input gets a clear error and leaves a fitted estimator exactly as it was."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skmaf import MAFDensity
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture
+def fitted(gaussian_data, tiny_params):
+    return MAFDensity(**tiny_params).fit(gaussian_data)
+
+
+def _nan(X):
+    X = X.copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def _inf(X):
+    X = X.copy()
+    X[0, 0] = np.inf
+    return X
+
+
+BAD_FIT_INPUTS = {
+    "nan": (_nan, ValueError, "Input X contains NaN"),
+    "inf": (_inf, ValueError, "Input X contains infinity"),
+    "sparse": (sp.csr_matrix, TypeError, "[Ss]parse"),
+    "one row": (lambda X: X[:1], ValueError, "1 sample"),
+    "no rows": (lambda X: X[:0], ValueError, "0 sample"),
+    "strings": (lambda X: np.array([["a", "b", "c"]] * 5, dtype=object), ValueError,
+                "could not convert string to float"),
+    "1-d": (lambda X: X[:, 0], ValueError, "Expected 2D array, got 1D array"),
+    "complex": (lambda X: X + 1j, ValueError, "Complex data not supported"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FIT_INPUTS)
+def test_bad_training_data_is_rejected_and_the_fitted_model_is_kept(case, fitted, gaussian_data):
+    make_bad, error, message = BAD_FIT_INPUTS[case]
+    before = pickle.dumps(fitted)
+    scores = fitted.score_samples(gaussian_data)
+    with pytest.raises(error, match=message):
+        fitted.fit(make_bad(gaussian_data))
+    assert pickle.dumps(fitted) == before
+    np.testing.assert_array_equal(fitted.score_samples(gaussian_data), scores)
+
+
+@pytest.mark.parametrize("method", ["score_samples", "score", "transform"])
+def test_bad_scoring_data_is_rejected(method, fitted, gaussian_data):
+    call = getattr(fitted, method)
+    with pytest.raises(ValueError, match="X has 2 features, but MAFDensity is expecting 3"):
+        call(gaussian_data[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        call(_nan(gaussian_data))
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        call(sp.csr_matrix(gaussian_data))
+
+
+def test_inverse_transform_checks_its_input(fitted):
+    with pytest.raises(ValueError, match="X has 2 features, but MAFDensity is expecting 3"):
+        fitted.inverse_transform(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.inverse_transform(np.full((4, 3), np.nan))
+
+
+@pytest.mark.parametrize("method", ["score_samples", "score", "transform", "inverse_transform",
+                                    "sample"])
+def test_unfitted_model_raises_not_fitted(method, gaussian_data):
+    args = () if method == "sample" else (gaussian_data,)
+    with pytest.raises(NotFittedError):
+        getattr(MAFDensity(), method)(*args)
+
+
+@pytest.mark.parametrize("n_samples, error", [(0, ValueError), (-1, ValueError),
+                                              (2.5, TypeError)])
+def test_sample_rejects_bad_counts(fitted, n_samples, error):
+    with pytest.raises(error, match="n_samples"):
+        fitted.sample(n_samples)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(n_transforms=0), "n_transforms"),
+    (dict(n_hidden_units=2.5), "n_hidden_units"),
+    (dict(activation="sigmoid"), "activation"),
+    (dict(input_order="backwards"), "input_order"),
+    (dict(validation_fraction=1.0), "validation_fraction"),
+    (dict(learning_rate_init=0), "learning_rate_init"),
+    (dict(device=3), "device"),
+])
+def test_invalid_parameters_are_reported_at_fit(params, message, gaussian_data):
+    model = MAFDensity(**params)  # never raises in __init__
+    with pytest.raises(ValueError, match=f"The '{message}' parameter of MAFDensity must be"):
+        model.fit(gaussian_data)
+
+
+@pytest.mark.parametrize("order", [[0, 1], [0, 1, 1], [1, 2, 3]])
+def test_explicit_order_must_be_a_permutation_of_the_features(order, gaussian_data, tiny_params):
+    with pytest.raises(ValueError, match=r"permutation of range\(3\)"):
+        MAFDensity(**{**tiny_params, "input_order": order}).fit(gaussian_data)
+
+
+def test_explicit_order_is_used(gaussian_data, tiny_params):
+    model = MAFDensity(**{**tiny_params, "input_order": [2, 0, 1]}).fit(gaussian_data)
+    assert model.module_.transforms[0].made.order.tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize("device", ["not-a-device", "cuda:99"])
+def test_unavailable_device_is_a_clear_error(device, gaussian_data, tiny_params):
+    with pytest.raises(ValueError, match="device="):
+        MAFDensity(**{**tiny_params, "device": device}).fit(gaussian_data)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(gaussian_data, tiny_params):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        MAFDensity(**{**tiny_params, "device": "cuda"}).fit(gaussian_data)
+
+
+def test_one_feature_works(tiny_params):
+    X = np.random.RandomState(0).exponential(size=(80, 1))
+    model = MAFDensity(**tiny_params).fit(X)
+    assert model.score_samples(X).shape == (80,)
+    assert model.sample(3, random_state=0).shape == (3, 1)
+    np.testing.assert_allclose(model.inverse_transform(model.transform(X)), X, atol=1e-10)
+
+
+def test_constant_column_warns_and_stays_finite():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=200), np.full(200, 4.0), rng.normal(size=200)])
+    model = MAFDensity(n_transforms=2, n_hidden_units=8, max_iter=30, learning_rate_init=1e-2,
+                       random_state=0)
+    with pytest.warns(UserWarning, match=r"Feature\(s\) \[1\] are constant"):
+        model.fit(X)
+    assert np.isfinite(model.loss_curve_).all()
+    assert np.isfinite(model.score_samples(X)).all()
+    assert np.isfinite(model.sample(10, random_state=0)).all()
+
+
+def test_far_away_rows_score_finite_and_ever_lower(fitted, gaussian_data):
+    """Along any ray, the log-density falls without bound: no NaN, no wrap-around."""
+    rng = np.random.RandomState(0)
+    distances = np.array([1e1, 1e2, 1e4, 1e6, 1e8])
+    for direction in rng.normal(size=(5, 3)):
+        direction /= np.linalg.norm(direction)
+        rows = gaussian_data.mean(axis=0) + distances[:, None] * direction
+        scores = fitted.score_samples(rows)
+        assert not np.isnan(scores).any()
+        assert np.all(np.diff(scores) < 0)
+        assert scores[0] < fitted.score_samples(gaussian_data).min()
+
+
+def test_float32_and_integer_input(tiny_params):
+    X = np.random.RandomState(0).randint(0, 5, size=(60, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        from_int = MAFDensity(**tiny_params).fit(X)
+        from_float32 = MAFDensity(**tiny_params).fit(X.astype(np.float32))
+    np.testing.assert_array_equal(from_int.score_samples(X), from_float32.score_samples(X))
+    assert from_int.score_samples(X.astype(np.float32)).dtype == np.float64
