@@ -36,7 +36,7 @@ from ._device import (
 )
 from ._preprocessing import Standardizer
 from ._training import TrainingOptions, train_flow
-from .flows import Flow
+from .flows import Flow, count_connections
 
 __all__ = ["BaseFlowDensity"]
 
@@ -159,6 +159,7 @@ class BaseFlowDensity(
 
             self.module_ = flow
             self.device_ = device
+            self.n_parameters_ = count_connections(flow)
             self.shift_ = standardizer.shift
             self.scale_ = standardizer.scale
             self.n_iter_ = result.n_iter
@@ -285,7 +286,6 @@ class BaseFlowDensity(
                 chunks.append(self.module_.sample(size, rng).cpu().numpy())
         return Standardizer(self.shift_, self.scale_).inverse(np.concatenate(chunks))
 
-    @available_if(_has_gaussian_base)
     def transform(self, X):
         """Map data to the flow's base variables ``u = f^-1(x)``.
 
@@ -313,7 +313,6 @@ class BaseFlowDensity(
         Z = self._standardized(X)
         return self._evaluate(self.module_.to_base, Z)
 
-    @available_if(_has_gaussian_base)
     def inverse_transform(self, X):
         """Map base variables back to data: ``x = f(u)``.
 
@@ -365,6 +364,16 @@ class BaseFlowDensity(
                 state["module_"], state["device_"]
             )
         super().__setstate__(state)
+
+
+# TransformerMixin wraps ``transform`` and ``fit_transform`` for ``set_output`` as the
+# class is created, which would resolve an ``available_if`` descriptor into a plain
+# function. Gating the wrapped methods afterwards keeps both: set_output works, and
+# ``hasattr(estimator, "transform")`` is False for a model without a Gaussian base
+# (so scikit-learn's checks and meta-estimators see no transformer there).
+for _name in ("transform", "fit_transform", "inverse_transform", "get_feature_names_out"):
+    setattr(BaseFlowDensity, _name,
+            available_if(_has_gaussian_base)(getattr(BaseFlowDensity, _name)))
 
 
 def _warn_if_constant(X: np.ndarray) -> None:

@@ -8,17 +8,21 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseFlowDensity
+from ._docstrings import fill_docstring
 from .flows import Flow, build_maf
 
 __all__ = ["MAFDensity"]
 
 
+@fill_docstring
 class MAFDensity(BaseFlowDensity):
     """Masked Autoregressive Flow density estimator (Papamakarios et al., 2017).
 
     A stack of ``n_transforms`` Gaussian MADEs, each followed by batch
     normalisation, maps the data to standard normal noise. Log-densities take
-    one parallel pass; sampling takes D sequential passes per MADE.
+    one parallel pass; sampling takes D sequential passes per MADE. With
+    ``n_components > 1`` the noise density is a MADE with mixture-of-Gaussian
+    conditionals instead: the paper's MAF MoG.
 
     The data are standardised internally and the standardisation's Jacobian
     is part of every log-density, so :meth:`score_samples` is the log-density
@@ -44,65 +48,18 @@ class MAFDensity(BaseFlowDensity):
         order of the one before. ``"random"`` gives each MADE its own random
         order (drawn from ``random_state``). An array must be a permutation of
         ``range(n_features)``.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    batch_size : int, default=100
-        Rows per minibatch (capped at the training-set size). The last rows of an
-        epoch are spread over the batches, so no batch is ragged.
-    learning_rate_init : float, default=1e-3
-        Adam's step size.
-    alpha : float, default=1e-6
-        L2 penalty on the weights, with ``MLPRegressor``'s meaning.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the data, stop when its
-        log-likelihood stops improving, and restore the best epoch's weights.
-        If False, stop when the training loss stops improving and keep the
-        last weights.
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without an improvement larger than ``tol`` before stopping.
-    tol : float, default=1e-4
-        Improvement in mean log-likelihood (nats per sample) that counts.
-    device : str or torch.device, default="auto"
-        Where to train and evaluate: ``"auto"`` (CUDA when available, else the
-        CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... A fitted model loads and
-        scores on any machine; see Notes.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation, the validation split, the minibatch
-        order and random input orders. An int gives identical refits on the
-        same device.
-    verbose : int, default=0
-        Print the training loss and validation score of each epoch if > 0.
+    %(training_parameters)s
 
     Attributes
     ----------
-    module_ : skmaf.flows.Flow
-        The fitted torch model, in float64 and evaluation mode.
-    device_ : torch.device
-        Device the model lives on.
-    shift_, scale_ : ndarray of shape (n_features_in_,)
-        Internal standardisation ``z = (x - shift_) / scale_``.
-    n_iter_ : int
-        Epochs run.
-    best_iter_ : int
-        Epoch whose weights were kept.
-    loss_curve_ : list of float
-        Training mean negative log-likelihood (nats per sample, data units) of
-        each epoch, with minibatch batch-norm statistics.
-    validation_scores_ : list of float or None
-        Validation mean log-likelihood of each epoch; None without early stopping.
-    best_validation_score_ : float or None
-        The best of ``validation_scores_``; None without early stopping.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during fit, when X has string column names.
+    %(fitted_attributes)s
 
     See Also
     --------
     sklearn.neighbors.KernelDensity : Kernel density estimation.
     sklearn.mixture.GaussianMixture : Gaussian mixture density.
+    MADEMoGDensity : A single MADE with mixture-of-Gaussian conditionals.
+    RealNVPDensity : Real NVP, a flow of affine coupling layers.
 
     Notes
     -----
@@ -151,6 +108,7 @@ class MAFDensity(BaseFlowDensity):
         "activation": [StrOptions({"relu", "tanh"})],
         "batch_norm": ["boolean"],
         "input_order": [StrOptions({"sequential", "reverse", "random"}), "array-like"],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -162,6 +120,7 @@ class MAFDensity(BaseFlowDensity):
         activation="relu",
         batch_norm=True,
         input_order="sequential",
+        n_components=1,
         max_iter=200,
         batch_size=100,
         learning_rate_init=1e-3,
@@ -180,6 +139,7 @@ class MAFDensity(BaseFlowDensity):
         self.activation = activation
         self.batch_norm = batch_norm
         self.input_order = input_order
+        self.n_components = n_components
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -201,5 +161,9 @@ class MAFDensity(BaseFlowDensity):
             activation=self.activation,
             batch_norm=self.batch_norm,
             input_order=self.input_order,
+            n_components=self.n_components,
             generator=generator,
         )
+
+    def _has_gaussian_base(self) -> bool:
+        return self.n_components == 1

@@ -2,8 +2,28 @@
 
 import numpy as np
 
+from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
+
 #: The smallest MAF worth testing: it trains in tens of milliseconds.
 TINY = dict(n_transforms=2, n_hidden_units=8, max_iter=5, random_state=0)
+_TINY_NET = dict(n_hidden_units=8, max_iter=5, random_state=0)
+
+
+def tiny_estimators():
+    """One tiny, unfitted instance of every model family, in the paper's order."""
+    return [
+        MADEMoGDensity(n_components=3, **_TINY_NET),
+        RealNVPDensity(n_transforms=2, **_TINY_NET),
+        MAFDensity(**TINY),
+        MAFDensity(n_components=3, **TINY),
+    ]
+
+
+def estimator_id(estimator):
+    name = type(estimator).__name__
+    if isinstance(estimator, MAFDensity) and estimator.n_components > 1:
+        return "MAF-MoG"
+    return name
 
 
 def paper_example(n_samples, random_state):

@@ -2,45 +2,53 @@
 ``INIT_PARAMS`` for its own estimators), plus the checks it never runs for third parties."""
 
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmaf import MAFDensity
+from skmaf import MADEMoGDensity, MAFDensity
 
-from ._common import TINY
+from ._common import TINY, tiny_estimators
 
-ESTIMATORS = [
-    MAFDensity(**TINY),
+ESTIMATORS = tiny_estimators() + [
     MAFDensity(**TINY, batch_norm=False, activation="tanh", input_order="random"),
     MAFDensity(**TINY, early_stopping=False),
+    MADEMoGDensity(n_components=1, n_hidden_units=8, max_iter=5, input_order="reverse",
+                   random_state=0),
 ]
+TRANSFORMERS = [est for est in ESTIMATORS if hasattr(est, "transform")]
 
-# Every check is expected to pass: no expected_failed_checks, strict.
-pytestmark = pytest.mark.filterwarnings(f"ignore::{ConvergenceWarning.__module__}.ConvergenceWarning")
-
-
+# Every check is expected to pass: no expected_failed_checks, and strict.
 @parametrize_with_checks(ESTIMATORS, xfail_strict=True)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-EXTRA_CHECKS = [
+def _run_check(check_name, estimator):
+    getattr(estimator_checks, check_name)(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("check_name", [
     "check_param_validation",
     "check_inplace_ensure_writeable",
+    "check_dataframe_column_names_consistency",
+])
+def test_checks_that_check_estimator_skips(estimator, check_name):
+    pytest.importorskip("pandas")
+    _run_check(check_name, estimator)
+
+
+@pytest.mark.parametrize("estimator", TRANSFORMERS[:2], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("check_name", [
     "check_get_feature_names_out_error",
     "check_transformer_get_feature_names_out",
     "check_transformer_get_feature_names_out_pandas",
     "check_set_output_transform",
     "check_set_output_transform_pandas",
     "check_global_output_transform_pandas",
-    "check_dataframe_column_names_consistency",
-]
-
-
-@pytest.mark.parametrize("estimator", ESTIMATORS[:1], ids=lambda e: type(e).__name__)
-@pytest.mark.parametrize("check_name", EXTRA_CHECKS)
+])
+# These checks fit on a DataFrame and transform an array on purpose.
 @pytest.mark.filterwarnings("ignore:X (does not have valid|has) feature names:UserWarning")
-def test_checks_that_check_estimator_skips(estimator, check_name):
+def test_transformer_checks_that_check_estimator_skips(estimator, check_name):
     pytest.importorskip("pandas")
-    getattr(estimator_checks, check_name)(type(estimator).__name__, estimator)
+    _run_check(check_name, estimator)

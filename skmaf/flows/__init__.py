@@ -7,12 +7,18 @@ the :class:`Flow` protocol (``log_prob``, ``sample``, ``to_base``,
 
 from .autoregressive import MaskedAffineAutoregressive
 from .base import BaseDistribution, Flow, FlowTransform, InverseNotAvailable, StandardNormal
-from .made import MADE, MaskedLinear, made_masks, make_order
-from .models import build_maf
+from .coupling import AffineCoupling, alternating_masks
+from .layers import Linear, MaskedLinear, count_connections
+from .made import MADE, made_masks, make_order
+from .mixture import MADEMoG, mixture_log_prob
+from .models import build_made_mog, build_maf, build_realnvp
 from .normalization import BatchNorm
 
 __all__ = [
     "MADE",
+    "AffineCoupling",
+    "Linear",
+    "MADEMoG",
     "BaseDistribution",
     "BatchNorm",
     "Flow",
@@ -21,7 +27,12 @@ __all__ = [
     "MaskedAffineAutoregressive",
     "MaskedLinear",
     "StandardNormal",
+    "alternating_masks",
+    "build_made_mog",
     "build_maf",
+    "build_realnvp",
+    "count_connections",
     "made_masks",
     "make_order",
+    "mixture_log_prob",
 ]

@@ -12,20 +12,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from .layers import ACTIVATIONS, MaskedLinear
 
 __all__ = [
-    "ACTIVATIONS",
     "MADE",
-    "MaskedLinear",
     "hidden_degrees",
     "input_degrees",
     "made_masks",
     "make_order",
 ]
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-
 
 def make_order(order, n_features: int, generator: torch.Generator | None = None) -> np.ndarray:
     """Resolve an input-order specification into a permutation of ``range(n_features)``.
@@ -110,34 +106,6 @@ def made_masks(
         previous = current
     masks.append(degrees_in[:, None] > previous[None, :])
     return masks
-
-
-class MaskedLinear(nn.Module):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask.
-
-    Initialised like :class:`torch.nn.Linear` (uniform in ``±1/sqrt(fan_in)``)
-    but from an explicit generator, so that building a model never touches the
-    global torch RNG.
-    """
-
-    def __init__(self, mask: np.ndarray, generator: torch.Generator | None = None):
-        super().__init__()
-        out_features, in_features = mask.shape
-        bound = 1.0 / np.sqrt(in_features)
-        self.weight = nn.Parameter(
-            torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator)
-        )
-        self.bias = nn.Parameter(
-            torch.empty(out_features).uniform_(-bound, bound, generator=generator)
-        )
-        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-    def extra_repr(self) -> str:
-        out_features, in_features = self.weight.shape
-        return f"in_features={in_features}, out_features={out_features}"
 
 
 class MADE(nn.Module):

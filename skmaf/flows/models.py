@@ -1,16 +1,24 @@
-"""Builders: the paper's hyperparameters (K, L, H) in, a :class:`Flow` out."""
+"""Builders: the paper's hyperparameters (K, L, H, C) in, a :class:`Flow` out."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
+from .coupling import AffineCoupling, alternating_masks
 from .made import MADE, make_order
+from .mixture import MADEMoG
 from .normalization import BatchNorm
 
-__all__ = ["build_maf"]
+__all__ = ["build_maf", "build_made_mog", "build_realnvp"]
+
+
+def _next_order(order, input_order, n_features, generator):
+    """The order of the next autoregressive layer: reversed, or freshly random."""
+    if isinstance(input_order, str) and input_order == "random":
+        return make_order("random", n_features, generator)
+    return order[::-1].copy()
 
 
 def build_maf(
@@ -21,6 +29,7 @@ def build_maf(
     activation: str = "relu",
     batch_norm: bool = True,
     input_order="sequential",
+    n_components: int = 1,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Masked Autoregressive Flow: K Gaussian MADEs, each followed by batch norm.
@@ -30,19 +39,54 @@ def build_maf(
     draws a fresh random order. Reversing the order inside the MADE is the same
     flow as a permutation layer between MADEs, without the extra op.
     Batch norm follows every MADE, as in the paper's code.
+
+    With ``n_components > 1`` the base density is a MADE MoG (the paper's MAF
+    MoG) continuing the order pattern; otherwise it is N(0, I).
     """
     order = make_order(input_order, n_features, generator)
     transforms = []
     for _ in range(n_transforms):
-        made = MADE(
-            n_features, n_hidden_layers, n_hidden_units, n_params=2,
-            order=order, activation=activation, generator=generator,
-        )
+        made = MADE(n_features, n_hidden_layers, n_hidden_units, n_params=2, order=order,
+                    activation=activation, generator=generator)
         transforms.append(MaskedAffineAutoregressive(made))
         if batch_norm:
             transforms.append(BatchNorm(n_features))
-        if isinstance(input_order, str) and input_order == "random":
-            order = make_order("random", n_features, generator)
-        else:
-            order = order[::-1].copy()
+        order = _next_order(order, input_order, n_features, generator)
+    if n_components == 1:
+        return Flow(transforms, StandardNormal(n_features))
+    base = MADEMoG(n_features, n_hidden_layers, n_hidden_units, n_components, order,
+                   activation, generator)
+    return Flow(transforms, base)
+
+
+def build_made_mog(
+    n_features: int,
+    n_hidden_layers: int,
+    n_hidden_units: int,
+    n_components: int,
+    activation: str = "relu",
+    input_order="sequential",
+    generator: torch.Generator | None = None,
+) -> Flow:
+    """A single MADE with mixture-of-Gaussian conditionals, as a flow with no transform."""
+    order = make_order(input_order, n_features, generator)
+    base = MADEMoG(n_features, n_hidden_layers, n_hidden_units, n_components, order,
+                   activation, generator)
+    return Flow([], base)
+
+
+def build_realnvp(
+    n_features: int,
+    n_transforms: int,
+    n_hidden_layers: int,
+    n_hidden_units: int,
+    batch_norm: bool = True,
+    generator: torch.Generator | None = None,
+) -> Flow:
+    """Real NVP: K affine coupling layers with alternating masks, batch norm after each."""
+    transforms = []
+    for mask in alternating_masks(n_features, n_transforms):
+        transforms.append(AffineCoupling(mask, n_hidden_layers, n_hidden_units, generator))
+        if batch_norm:
+            transforms.append(BatchNorm(n_features))
     return Flow(transforms, StandardNormal(n_features))

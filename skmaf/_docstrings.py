@@ -1,0 +1,71 @@
+"""Docstring fragments shared by every skmaf estimator, so each class documents
+its full interface without the text being written three times."""
+
+TRAINING_PARAMETERS = """\
+    max_iter : int, default=200
+        Maximum number of epochs.
+    batch_size : int, default=100
+        Rows per minibatch (capped at the training-set size). The last rows of an
+        epoch are spread over the batches, so no batch is ragged.
+    learning_rate_init : float, default=1e-3
+        Adam's step size.
+    alpha : float, default=1e-6
+        L2 penalty on the weights, with ``MLPRegressor``'s meaning.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the data, stop when its
+        log-likelihood stops improving, and restore the best epoch's weights.
+        If False, stop when the training loss stops improving and keep the
+        last weights.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without an improvement larger than ``tol`` before stopping.
+    tol : float, default=1e-4
+        Improvement in mean log-likelihood (nats per sample) that counts.
+    device : str or torch.device, default="auto"
+        Where to train and evaluate: ``"auto"`` (CUDA when available, else the
+        CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... A fitted model loads and
+        scores on any machine; see Notes.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the validation split, the minibatch
+        order and random input orders. An int gives identical refits on the
+        same device.
+    verbose : int, default=0
+        Print the training loss and validation score of each epoch if > 0.
+"""
+
+FITTED_ATTRIBUTES = """\
+    module_ : skmaf.flows.Flow
+        The fitted torch model, in float64 and evaluation mode.
+    device_ : torch.device
+        Device the model lives on.
+    shift_, scale_ : ndarray of shape (n_features_in_,)
+        Internal standardisation ``z = (x - shift_) / scale_``.
+    n_parameters_ : int
+        Connection weights of the model (biases and batch-norm parameters not
+        counted; masked-out weights not counted): the count of the paper's
+        appendix C, exact for this model's masks.
+    n_iter_ : int
+        Epochs run.
+    best_iter_ : int
+        Epoch whose weights were kept.
+    loss_curve_ : list of float
+        Training mean negative log-likelihood (nats per sample, data units) of
+        each epoch, with minibatch batch-norm statistics.
+    validation_scores_ : list of float or None
+        Validation mean log-likelihood of each epoch; None without early stopping.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without early stopping.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+"""
+
+
+def fill_docstring(cls):
+    """Class decorator: put the shared fragments in place of their markers."""
+    cls.__doc__ = cls.__doc__.replace(
+        "    %(training_parameters)s\n", TRAINING_PARAMETERS
+    ).replace("    %(fitted_attributes)s\n", FITTED_ATTRIBUTES)
+    return cls

@@ -1,0 +1,61 @@
+"""Real NVP's affine coupling layer (Dinh et al., 2017; MAF paper, appendix D.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .autoregressive import soft_clamp
+from .base import FlowTransform
+from .layers import mlp
+
+__all__ = ["AffineCoupling", "alternating_masks"]
+
+
+def alternating_masks(n_features: int, n_layers: int) -> list[np.ndarray]:
+    """Boolean masks of the features each layer passes through unchanged.
+
+    Layer k conditions on the features whose index has the parity of k, so
+    consecutive layers swap roles and every feature is transformed (for D >= 2).
+    """
+    index = np.arange(n_features)
+    return [(index + k) % 2 == 0 for k in range(n_layers)]
+
+
+class AffineCoupling(FlowTransform):
+    """``u_b = (x_b - t(x_a)) * exp(-s(x_a))``, ``u_a = x_a``.
+
+    ``x_a`` are the features where ``mask`` is True. The scale net ``s`` has
+    tanh hidden units and the shift net ``t`` ReLU hidden units, as in the
+    paper's appendix D.1. Like MAF's alpha, ``s`` is soft-clamped to ±7.
+    Density and sampling each take one pass.
+
+    With nothing to condition on (one feature, or a mask with no True entry)
+    the nets see no input and the layer is an element-wise affine map with
+    learned constants.
+    """
+
+    def __init__(self, mask: np.ndarray, n_hidden_layers: int, n_hidden_units: int,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.register_buffer("conditioning", torch.as_tensor(np.flatnonzero(mask)))
+        self.register_buffer("transformed", torch.as_tensor(np.flatnonzero(~mask)))
+        n_in, n_out = len(self.conditioning), len(self.transformed)
+        self.scale_net = mlp(n_in, n_out, n_hidden_layers, n_hidden_units, "tanh", generator)
+        self.shift_net = mlp(n_in, n_out, n_hidden_layers, n_hidden_units, "relu", generator)
+
+    def _shift_and_log_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_a = x[:, self.conditioning]
+        return self.shift_net(x_a), soft_clamp(self.scale_net(x_a))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shift, log_scale = self._shift_and_log_scale(x)
+        u = x.clone()
+        u[:, self.transformed] = (x[:, self.transformed] - shift) * torch.exp(-log_scale)
+        return u, -log_scale.sum(dim=-1)
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        shift, log_scale = self._shift_and_log_scale(u)  # u_a == x_a
+        x = u.clone()
+        x[:, self.transformed] = u[:, self.transformed] * torch.exp(log_scale) + shift
+        return x
