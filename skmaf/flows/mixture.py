@@ -49,7 +49,9 @@ class MADEMoG(BaseDistribution):
 
     def mixture_parameters(self, x: torch.Tensor):
         """Logits, means and log-scales, each of shape (n, C, D)."""
-        out = self.made(x)
+        return self._split(self.made(x))
+
+    def _split(self, out: torch.Tensor):
         if self.n_components == 1:
             means, raw_log_scales = out.chunk(2, dim=1)
             return torch.zeros_like(means), means, soft_clamp(raw_log_scales)
@@ -64,16 +66,16 @@ class MADEMoG(BaseDistribution):
         to_tensor = lambda a: torch.as_tensor(a, dtype=like.dtype, device=like.device)  # noqa: E731
         noise = to_tensor(rng.standard_normal((n, n_features)))
         uniform = to_tensor(rng.uniform(size=(n, 1, n_features)))
-        x = torch.zeros(n, n_features, dtype=like.dtype, device=like.device)
-        for position in range(n_features):
-            i = int(self.made.order[position])
-            logits, means, log_scales = self.mixture_parameters(x)
+
+        def decide(i, params):
+            logits, means, log_scales = self._split(params[:, :, None])
             # Inverse-CDF choice of the component: the first whose cumulative
             # weight exceeds the uniform draw.
-            cumulative = torch.softmax(logits[:, :, i], dim=1).cumsum(dim=1)
+            cumulative = torch.softmax(logits[:, :, 0], dim=1).cumsum(dim=1)
             component = (cumulative < uniform[:, :, i]).sum(dim=1, keepdim=True)
             component = component.clamp(max=self.n_components - 1)
-            mean = means[:, :, i].gather(1, component)[:, 0]
-            scale = log_scales[:, :, i].gather(1, component)[:, 0].exp()
-            x[:, i] = mean + scale * noise[:, i]
-        return x
+            mean = means[:, :, 0].gather(1, component)[:, 0]
+            scale = log_scales[:, :, 0].gather(1, component)[:, 0].exp()
+            return mean + scale * noise[:, i]
+
+        return self.made.sample_sequentially(decide, n, like=like)

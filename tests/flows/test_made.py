@@ -91,3 +91,27 @@ def test_random_order_comes_from_the_generator():
     other = make_order("random", 20, torch.Generator().manual_seed(4))
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert np.array_equal(np.sort(first), np.arange(20))
+
+
+@pytest.mark.parametrize("n_features, n_hidden_layers, n_context", [(1, 1, 0), (5, 2, 0), (6, 3, 2)])
+@pytest.mark.parametrize("order", ["sequential", "random"])
+def test_sequential_evaluation_equals_the_d_pass_fixed_point(n_features, n_hidden_layers,
+                                                             n_context, order):
+    """Computing each hidden unit once gives what D full passes of the MADE give."""
+    generator = torch.Generator().manual_seed(5)
+    permutation = make_order(order, n_features, generator)
+    made = MADE(n_features, n_hidden_layers, 7, n_params=2, order=permutation, activation="tanh",
+                n_context_features=n_context, generator=generator).double()
+    context = torch.randn(4, n_context, dtype=torch.float64) if n_context else None
+    noise = torch.randn(4, n_features, dtype=torch.float64)
+
+    def decide(i, params):
+        return noise[:, i] * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
+
+    with torch.no_grad():
+        fast = made.sample_sequentially(decide, 4, like=noise, context=context)
+        reference = torch.zeros_like(noise)
+        for _ in range(n_features):
+            params = made(reference, context)
+            reference = noise * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-12)
