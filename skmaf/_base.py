@@ -133,7 +133,7 @@ class BaseFlowDensity(
             flow = self._build_flow(X.shape[1], generator)
 
             standardizer = Standardizer.fit(X)
-            _warn_if_constant(X)
+            _warn_about_degenerate_columns(X)
             Z = standardizer.forward(X)
             Z_train, Z_val = Z, None
             if self.early_stopping:
@@ -376,13 +376,34 @@ for _name in ("transform", "fit_transform", "inverse_transform", "get_feature_na
             available_if(_has_gaussian_base)(getattr(BaseFlowDensity, _name)))
 
 
-def _warn_if_constant(X: np.ndarray) -> None:
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
-    if constant.size:
+def _warn_about_degenerate_columns(X: np.ndarray) -> None:
+    """Warn about columns on which a continuous density puts spikes.
+
+    A constant column has no density at all; an integer-valued or heavily
+    repeated one (at most half as many distinct values as rows) lets the model
+    pile mass on the repeated values, so its log-likelihood grows with
+    training instead of measuring fit (the MAF paper dequantizes such data).
+    """
+    constant = np.ptp(X, axis=0) == 0
+    sorted_columns = np.sort(X, axis=0)
+    n_distinct = 1 + np.count_nonzero(np.diff(sorted_columns, axis=0), axis=0)
+    integer = np.all(X == np.round(X), axis=0)
+    discrete = ~constant & (integer | (n_distinct <= X.shape[0] // 2))
+    if constant.any():
         warnings.warn(
-            f"Feature(s) {constant.tolist()} are constant: the density is degenerate along "
-            "them and its log-density there grows with training until the model's scale "
-            "bound stops it. Drop constant columns, or add noise to them.",
+            f"Feature(s) {np.flatnonzero(constant).tolist()} are constant: the density is "
+            "degenerate along them and its log-density there grows with training until the "
+            "model's scale bound stops it. Drop constant columns, or add noise to them.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if discrete.any():
+        warnings.warn(
+            f"Feature(s) {np.flatnonzero(discrete).tolist()} are integer-valued or take few "
+            "distinct values: a continuous density puts spikes on those values, and the "
+            "log-likelihood then rewards the spikes rather than the fit. Dequantize them, "
+            "e.g. add uniform noise of one quantization step (X + rng.uniform(size=X.shape) "
+            "for integer data).",
             UserWarning,
             stacklevel=4,
         )

@@ -11,7 +11,6 @@ loss, and the last weights are kept.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._device import evaluate_in_chunks
+from ._progress import make_reporter
 from .flows import Flow
 
 __all__ = ["TrainingOptions", "TrainingResult", "train_flow"]
@@ -112,7 +112,7 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
-    start = time.perf_counter()
+    reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
             train_nll = _run_epoch(model, optimizer, z_train, batch_size, rng, device)
@@ -134,16 +134,19 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
             if improved or not options.early_stopping:
                 best_state = _copy_state(model)
                 result.best_iter = epoch
-            if options.verbose:
-                _report(epoch, train_nll, score if options.early_stopping else None, best,
-                        time.perf_counter() - start)
+            if reporter is not None:
+                reporter.update(epoch, train_nll, score if options.early_stopping else None, best)
             if no_improvement >= options.n_iter_no_change:
                 result.stopped_early = True
                 break
         else:
+            monitored = ("validation log-likelihood" if options.early_stopping
+                         else "training loss")
             warnings.warn(
                 f"Stochastic optimiser: maximum iterations ({options.max_iter}) reached and "
-                "the optimisation hasn't converged yet. Increase max_iter to fit longer.",
+                f"the optimisation hasn't converged yet: the {monitored} was still improving "
+                f"within the last {options.n_iter_no_change} epochs. Increase max_iter to "
+                "fit longer.",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -156,6 +159,9 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
             UserWarning,
             stacklevel=4,
         )
+    finally:
+        if reporter is not None:
+            reporter.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     if options.early_stopping:
@@ -176,10 +182,3 @@ def _handle_divergence(epoch: int, best_state, options: TrainingOptions) -> None
         ConvergenceWarning,
         stacklevel=4,
     )
-
-
-def _report(epoch, train_nll, validation_score, best, elapsed) -> None:
-    line = f"Iteration {epoch}, loss = {train_nll:.6f}"
-    if validation_score is not None:
-        line += f", validation score = {validation_score:.6f}, best = {best:.6f}"
-    print(f"{line}, elapsed = {elapsed:.1f}s", flush=True)

@@ -154,7 +154,25 @@ def test_verbose_reports_each_epoch(capsys):
                    random_state=0).fit(_data(50))
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("Iteration 1, loss = ")
-    assert "validation score" in lines[0]
+    for field in ("validation score = ", "best = ", "elapsed = ", "left = <= "):
+        assert field in lines[0]
+
+
+def test_verbose_shows_a_progress_bar_on_a_terminal(monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("skmaf._progress._interactive", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=3, verbose=1,
+                   random_state=0).fit(_data(50))
+    err = capsys.readouterr().err
+    assert "3/3" in err and "epoch" in err and "validation score" in err
+
+
+def test_max_iter_warning_says_validation_was_still_improving():
+    model = MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=2, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="validation log-likelihood was still improving"):
+        model.fit(_data(50))
 
 
 def test_silent_by_default(capsys):

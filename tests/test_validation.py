@@ -187,3 +187,21 @@ def test_float32_and_integer_input(tiny_params):
         from_float32 = MAFDensity(**tiny_params).fit(X.astype(np.float32))
     np.testing.assert_array_equal(from_int.score_samples(X), from_float32.score_samples(X))
     assert from_int.score_samples(X.astype(np.float32)).dtype == np.float64
+
+
+@pytest.mark.parametrize("make_column", [
+    lambda rng: rng.randint(0, 5, 200).astype(float),
+    lambda rng: rng.choice([0.1, 0.25, 0.7], 200),
+], ids=["integers", "repeated"])
+def test_discrete_columns_warn_to_dequantize(make_column, tiny_params):
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=200), make_column(rng)])
+    with pytest.warns(UserWarning, match=r"Feature\(s\) \[1\] are integer-valued .* Dequantize"):
+        MAFDensity(**tiny_params).fit(X)
+
+
+def test_continuous_columns_do_not_warn(gaussian_data, tiny_params):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MAFDensity(**tiny_params).fit(gaussian_data)
+    assert not [w for w in caught if "Feature(s)" in str(w.message)]
