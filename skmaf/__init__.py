@@ -1,7 +1,16 @@
 """skmaf: Masked Autoregressive Flows as scikit-learn density estimators."""
 
+from .made_mog import MADEMoGDensity
 from .maf import MAFDensity
+from .outlier import DensityOutlierDetector
+from .realnvp import RealNVPDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["MAFDensity", "__version__"]
+__all__ = [
+    "DensityOutlierDetector",
+    "MADEMoGDensity",
+    "MAFDensity",
+    "RealNVPDensity",
+    "__version__",
+]
