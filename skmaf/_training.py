@@ -21,8 +21,9 @@ from sklearn.exceptions import ConvergenceWarning
 from ._device import evaluate_in_chunks
 from ._progress import make_reporter
 from .flows import Flow
+from .flows.layers import MaskedLinear, apply_masks
 
-__all__ = ["TrainingOptions", "TrainingResult", "train_flow"]
+__all__ = ["TrainingOptions", "TrainingResult", "make_optimizer", "run_epoch", "train_flow"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class TrainingResult:
     stopped_early: bool = False
 
 
-def _make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
+def make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
     # MLPRegressor's penalty is 0.5 * alpha * sum(W**2) / batch_size on weights
     # only; coupled Adam weight decay is exactly that penalty's gradient.
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
@@ -59,16 +60,23 @@ def _make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
     try:
         # One fused kernel for all parameters: about 4x less optimiser time per
         # step than the foreach implementation on the CPU (measured).
-        return torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
+        optimizer = torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
     except RuntimeError:  # no fused kernel for this device or torch (CPU needs >= 2.4)
-        return torch.optim.Adam(groups, lr=options.learning_rate)
+        optimizer = torch.optim.Adam(groups, lr=options.learning_rate)
+    # Masked layers multiply by their masks once per step, here, instead of in
+    # every forward pass. Adam moves a masked-out weight (its gradient is not
+    # zero), and this puts it back to zero: the weights inside the masks follow
+    # exactly the trajectory of a masked forward pass, since Adam is elementwise.
+    masked = [layer for layer in model.modules() if isinstance(layer, MaskedLinear)]
+    optimizer.register_step_post_hook(lambda *_: apply_masks(masked))
+    return optimizer
 
 
 def _copy_state(model: Flow) -> dict:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def _run_epoch(model, optimizer, z_train, batch_size, rng, device) -> float:
+def run_epoch(model, optimizer, z_train, batch_size, rng, device) -> float:
     """One pass over shuffled minibatches; returns the mean training NLL (model units)."""
     model.train()
     n_train = z_train.shape[0]
@@ -108,14 +116,14 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    optimizer = _make_optimizer(model, options, batch_size)
+    optimizer = make_optimizer(model, options, batch_size)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
     reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
-            train_nll = _run_epoch(model, optimizer, z_train, batch_size, rng, device)
+            train_nll = run_epoch(model, optimizer, z_train, batch_size, rng, device)
             train_nll -= log_det_offset
             score = -train_nll
             if options.early_stopping and math.isfinite(train_nll):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ACTIVATIONS", "Linear", "MaskedLinear", "count_connections", "mlp"]
+__all__ = ["ACTIVATIONS", "Linear", "MaskedLinear", "apply_masks", "count_connections", "mlp"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -47,19 +47,32 @@ class Linear(nn.Module):
 
 
 class MaskedLinear(Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (out x in)."""
+    """A linear layer whose weights outside a fixed 0/1 mask (out x in) are zero.
+
+    The mask is applied to the weights, not to every forward pass: they are
+    zeroed outside it at construction, and whoever updates them restores the
+    zeros with :func:`apply_masks` (the training loop does, after each optimiser
+    step). A masked product in every forward pass, and its backward, cost a
+    training step two extra kernels per layer; on a small flow, where per-kernel
+    overhead dominates, that was measurable (benchmarks/README.md).
+    """
 
     def __init__(self, mask: np.ndarray, generator: torch.Generator | None = None):
         out_features, in_features = mask.shape
         super().__init__(in_features, out_features, generator)
         self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        apply_masks([self])
 
     @property
     def n_connections(self) -> int:
         return int(self.mask.sum().item())
+
+
+@torch.no_grad()
+def apply_masks(layers: list[MaskedLinear]) -> None:
+    """Zero the weights of ``layers`` outside their masks, in one fused call."""
+    if layers:
+        torch._foreach_mul_([layer.weight for layer in layers], [layer.mask for layer in layers])
 
 
 def mlp(in_features: int, out_features: int, n_hidden_layers: int, n_hidden_units: int,

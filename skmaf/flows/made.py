@@ -192,7 +192,7 @@ class MADE(nn.Module):
         final, so drawing all D inputs costs about one forward pass, not D.
         """
         x = like.new_zeros(n, self.n_features)
-        weights = [layer.weight * layer.mask for layer in self.layers]
+        weights = [layer.weight for layer in self.layers]  # zero outside the masks
         biases = [layer.bias for layer in self.layers]
         hidden = [like.new_zeros(n, w.shape[0]) for w in weights[:-1]]
         context_input = self.context(context) if self.context is not None else None
