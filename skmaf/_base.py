@@ -7,6 +7,7 @@ knows the :class:`~skmaf.flows.Flow` protocol and no concrete transform.
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
@@ -34,7 +35,9 @@ from ._device import (
     module_to_bytes,
     resolve_device,
 )
-from ._preprocessing import Standardizer
+from ._preprocessing import RunningMoments, Standardizer
+from ._streaming import StreamState, train_on_chunk
+from ._threads import torch_threads_within_budget
 from ._training import TrainingOptions, train_flow
 from .flows import Flow, count_connections
 
@@ -123,16 +126,16 @@ class BaseFlowDensity(
         >>> model.n_features_in_
         2
         """
-        with _unchanged_on_error(self):
+        with _unchanged_on_error(self), torch_threads_within_budget():
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
                               ensure_min_features=self._min_features)
             X = X.astype(np.float64, copy=False)
             device = resolve_device(self.device)
             rng = check_random_state(self.random_state)
-            generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-            flow = self._build_flow(X.shape[1], generator)
+            flow = self._new_flow(X.shape[1], rng)
 
-            standardizer = Standardizer.fit(X)
+            moments = RunningMoments.of(X)
+            standardizer = moments.standardizer()
             _warn_about_degenerate_columns(X)
             Z = standardizer.forward(X)
             Z_train, Z_val = Z, None
@@ -167,7 +170,98 @@ class BaseFlowDensity(
             self.loss_curve_ = result.loss_curve
             self.validation_scores_ = result.validation_scores
             self.best_validation_score_ = result.best_validation_score
+            self.n_samples_seen_ = moments.n_samples
+            # What a partial_fit after this fit continues from.
+            self._stream = StreamState(moments=moments, seed=_draw_seed(rng))
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the model with one epoch of minibatch Adam steps over the chunk ``X``.
+
+        For data that arrive in chunks, or do not fit in memory at once
+        (scikit-learn's incremental-learning convention, as in
+        ``MLPRegressor.partial_fit``). The first call builds the model for
+        ``X``'s number of features; later chunks must have as many. A ``fit``
+        afterwards starts over; a ``partial_fit`` after ``fit`` continues from
+        the fitted model.
+
+        How this differs from :meth:`fit`:
+
+        - no early stopping: each call runs exactly one pass over its chunk, so
+          ``max_iter``, ``early_stopping``, ``validation_fraction``,
+          ``n_iter_no_change`` and ``tol`` are not used. Call it again, on the
+          same chunks, for more epochs;
+        - the internal standardisation uses the mean and variance of all rows
+          seen so far (``shift_``, ``scale_``, updated at every call), and
+          :meth:`score_samples` stays the exact log-density in the data's units;
+        - batch norm evaluates with running averages of the minibatch
+          statistics (momentum 0.1, as torch's ``BatchNorm``) instead of the
+          whole-training-set statistics that ``fit`` computes (the paper's
+          appendix B);
+        - Adam's state is kept between calls, and pickled with the estimator,
+          so a pickled model continues where it stopped. ``learning_rate_init``,
+          ``alpha`` and ``batch_size`` are read at every call; the architecture,
+          ``device`` and ``random_state`` at the first.
+
+        A chunk whose training diverges raises ``FloatingPointError`` and, like
+        invalid input, leaves the estimator as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data; at least two rows, all finite.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmaf import MAFDensity
+        >>> X = np.random.RandomState(0).normal(size=(300, 2))
+        >>> model = MAFDensity(n_transforms=2, n_hidden_units=8, random_state=0)
+        >>> for chunk in np.array_split(X, 3):
+        ...     model = model.partial_fit(chunk)
+        >>> model.n_samples_seen_, model.n_iter_
+        (300, 3)
+        """
+        first_call = not hasattr(self, "module_")
+        with _unchanged_on_error(self), torch_threads_within_budget():
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
+                              ensure_min_features=self._min_features, reset=first_call)
+            X = X.astype(np.float64, copy=False)
+            if first_call:
+                _warn_about_degenerate_columns(X)
+                rng = check_random_state(self.random_state)
+                self.device_ = resolve_device(self.device)
+                self.module_ = self._new_flow(X.shape[1], rng).to(self.device_)
+                self.n_parameters_ = count_connections(self.module_)
+                self._stream = StreamState(moments=None, seed=_draw_seed(rng))
+                self.n_iter_, self.loss_curve_ = 0, []
+            result = train_on_chunk(self.module_, self._stream, X, self._training_options(),
+                                    self.device_, epoch=self.n_iter_)
+            standardizer = result.state.moments.standardizer()
+            self.module_ = result.module
+            self._stream = result.state
+            self.shift_ = standardizer.shift
+            self.scale_ = standardizer.scale
+            self.n_samples_seen_ = result.state.moments.n_samples
+            self.n_iter_ += 1
+            self.best_iter_ = self.n_iter_  # the last state is kept
+            # A new list, not append: _unchanged_on_error restores references only.
+            self.loss_curve_ = [*self.loss_curve_, result.loss]
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        return self
+
+    def _new_flow(self, n_features: int, rng: np.random.RandomState) -> Flow:
+        """The untrained float32 model, initialised from a seed drawn from ``rng``."""
+        return self._build_flow(n_features, torch.Generator().manual_seed(_draw_seed(rng)))
 
     def _training_options(self) -> TrainingOptions:
         return TrainingOptions(
@@ -182,14 +276,20 @@ class BaseFlowDensity(
         )
 
     # ---------------------------------------------------------- evaluation
-    def _standardized(self, X) -> torch.Tensor:
+    def _validated(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        Z = Standardizer(self.shift_, self.scale_).forward(X.astype(np.float64, copy=False))
-        return torch.from_numpy(np.ascontiguousarray(Z))
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
-    def _evaluate(self, function, Z: torch.Tensor) -> np.ndarray:
-        return evaluate_in_chunks(function, Z, self.device_, torch.float64).numpy()
+    def _standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``shift_`` and ``scale_`` on the model's device, to standardise chunk by chunk."""
+        return (torch.tensor(self.shift_, device=self.device_),
+                torch.tensor(self.scale_, device=self.device_))
+
+    def _evaluate(self, function, X: np.ndarray) -> np.ndarray:
+        """``function`` applied to float64 chunks of ``X``: memory beyond input and
+        output stays that of one chunk, whatever the number of rows."""
+        with torch_threads_within_budget():
+            return evaluate_in_chunks(function, X, self.device_, torch.float64).numpy()
 
     def score_samples(self, X):
         """Log-density of each row of ``X``, in the units of the training data.
@@ -216,14 +316,19 @@ class BaseFlowDensity(
         >>> model.score_samples(X[:3]).shape
         (3,)
         """
-        Z = self._standardized(X)  # checks fitted-ness before module_ is touched
-        log_prob = self._evaluate(self.module_.log_prob, Z)
-        # The model's log-determinant is bounded (clamped log-scales, frozen batch
-        # norm), so a non-finite value can only come from |u| overflowing float64
-        # for an astronomically distant row, whose true log-density is below
-        # -1e300: -inf is its correctly rounded value.
-        log_prob[~np.isfinite(log_prob)] = -np.inf
-        return log_prob + Standardizer(self.shift_, self.scale_).log_det
+        X = self._validated(X)  # checks fitted-ness before module_ is touched
+        shift, scale = self._standardization()
+        log_det = Standardizer(self.shift_, self.scale_).log_det
+
+        def log_density(x):
+            log_prob = self.module_.log_prob((x - shift) / scale)
+            # The model's log-determinant is bounded (clamped log-scales, frozen batch
+            # norm), so a non-finite value can only come from |u| overflowing float64
+            # for an astronomically distant row, whose true log-density is below
+            # -1e300: -inf is its correctly rounded value.
+            return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf) + log_det
+
+        return self._evaluate(log_density, X)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).
@@ -279,12 +384,14 @@ class BaseFlowDensity(
         check_is_fitted(self)
         check_scalar(n_samples, "n_samples", Integral, min_val=1)
         rng = check_random_state(random_state)
-        chunks = []
-        with torch.no_grad():
+        shift, scale = self._standardization()
+        samples = np.empty((n_samples, self.n_features_in_))
+        with torch.no_grad(), torch_threads_within_budget():
             for start in range(0, n_samples, CHUNK_SIZE):
-                size = min(CHUNK_SIZE, n_samples - start)
-                chunks.append(self.module_.sample(size, rng).cpu().numpy())
-        return Standardizer(self.shift_, self.scale_).inverse(np.concatenate(chunks))
+                rows = slice(start, min(start + CHUNK_SIZE, n_samples))
+                z = self.module_.sample(rows.stop - rows.start, rng)
+                samples[rows] = (z * scale + shift).cpu().numpy()
+        return samples
 
     def transform(self, X):
         """Map data to the flow's base variables ``u = f^-1(x)``.
@@ -310,8 +417,9 @@ class BaseFlowDensity(
         >>> model.transform(X).shape
         (200, 2)
         """
-        Z = self._standardized(X)
-        return self._evaluate(self.module_.to_base, Z)
+        X = self._validated(X)
+        shift, scale = self._standardization()
+        return self._evaluate(lambda x: self.module_.to_base((x - shift) / scale), X)
 
     def inverse_transform(self, X):
         """Map base variables back to data: ``x = f(u)``.
@@ -336,14 +444,14 @@ class BaseFlowDensity(
         True
         """
         check_is_fitted(self)
-        U = check_array(X, dtype=np.float64)
+        U = check_array(X, dtype=[np.float64, np.float32])
         if U.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {U.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        Z = self._evaluate(self.module_.from_base, torch.from_numpy(np.ascontiguousarray(U)))
-        return Standardizer(self.shift_, self.scale_).inverse(Z)
+        shift, scale = self._standardization()
+        return self._evaluate(lambda u: self.module_.from_base(u) * scale + shift, U)
 
     @property
     def _n_features_out(self):
@@ -374,6 +482,10 @@ class BaseFlowDensity(
 for _name in ("transform", "fit_transform", "inverse_transform", "get_feature_names_out"):
     setattr(BaseFlowDensity, _name,
             available_if(_has_gaussian_base)(getattr(BaseFlowDensity, _name)))
+
+
+def _draw_seed(rng: np.random.RandomState) -> int:
+    return int(rng.randint(2**31 - 1))
 
 
 def _warn_about_degenerate_columns(X: np.ndarray) -> None:

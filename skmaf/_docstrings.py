@@ -40,22 +40,27 @@ FITTED_ATTRIBUTES = """\
     device_ : torch.device
         Device the model lives on.
     shift_, scale_ : ndarray of shape (n_features_in_,)
-        Internal standardisation ``z = (x - shift_) / scale_``.
+        Internal standardisation ``z = (x - shift_) / scale_``: the mean and
+        standard deviation of the training rows.
+    n_samples_seen_ : int
+        Rows those moments come from: the rows given to ``fit``, or, with
+        ``partial_fit``, every row passed so far (a row passed twice counts twice).
     n_parameters_ : int
         Connection weights of the model (biases and batch-norm parameters not
         counted; masked-out weights not counted): the count of the paper's
         appendix C, exact for this model's masks.
     n_iter_ : int
-        Epochs run.
+        Epochs run; each ``partial_fit`` call adds one.
     best_iter_ : int
         Epoch whose weights were kept.
     loss_curve_ : list of float
         Training mean negative log-likelihood (nats per sample, data units) of
         each epoch, with minibatch batch-norm statistics.
     validation_scores_ : list of float or None
-        Validation mean log-likelihood of each epoch; None without early stopping.
+        Validation mean log-likelihood of each epoch; None without early
+        stopping, and after ``partial_fit``.
     best_validation_score_ : float or None
-        The best of ``validation_scores_``; None without early stopping.
+        The best of ``validation_scores_``; None when that is None.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Standardizer"]
+__all__ = ["RunningMoments", "Standardizer"]
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,16 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> Standardizer:
-        """Mean and standard deviation of each column of ``X``.
+    def from_moments(cls, mean: np.ndarray, var: np.ndarray) -> Standardizer:
+        """Shift by the mean and scale by the standard deviation of each column.
 
         A constant column gets scale 1 (as in scikit-learn's ``StandardScaler``)
         rather than a division by zero.
         """
-        shift = X.mean(axis=0)
-        scale = X.std(axis=0)
-        constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(shift), 1.0)
+        scale = np.sqrt(var)
+        constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
         scale[constant] = 1.0
-        return cls(shift=shift, scale=scale)
+        return cls(shift=mean, scale=scale)
 
     @property
     def log_det(self) -> float:
@@ -44,3 +43,50 @@ class Standardizer:
 
     def inverse(self, Z: np.ndarray) -> np.ndarray:
         return Z * self.scale + self.shift
+
+
+@dataclass(frozen=True)
+class RunningMoments:
+    """Row count, mean and (biased) variance of each column of the rows seen so far.
+
+    Immutable: :meth:`updated` returns a new object, so an estimator that fails
+    half-way through ``partial_fit`` still holds the moments from before the call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> moments = RunningMoments.of(X[:2]).updated(X[2:])
+    >>> moments.n_samples, moments.mean.tolist(), moments.var.tolist()
+    (6, [5.0, 6.0], [11.666666666666666, 11.666666666666666])
+    """
+
+    n_samples: int
+    mean: np.ndarray
+    var: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> RunningMoments:
+        # X.var rather than a sum of squares: fit standardises exactly as before.
+        return cls(X.shape[0], X.mean(axis=0), X.var(axis=0))
+
+    def updated(self, X: np.ndarray) -> RunningMoments:
+        """The moments of the rows seen so far and the rows of ``X`` together.
+
+        Chan, Golub & LeVeque's pairwise update, in float64: exact up to rounding
+        for any split of the rows, with none of the cancellation of a running
+        sum of squares.
+        """
+        chunk = RunningMoments.of(X)
+        n_samples = self.n_samples + chunk.n_samples
+        delta = chunk.mean - self.mean
+        mean = self.mean + delta * (chunk.n_samples / n_samples)
+        sum_of_squares = (
+            self.var * self.n_samples
+            + chunk.var * chunk.n_samples
+            + delta**2 * (self.n_samples * chunk.n_samples / n_samples)
+        )
+        return RunningMoments(n_samples, mean, sum_of_squares / n_samples)
+
+    def standardizer(self) -> Standardizer:
+        return Standardizer.from_moments(self.mean, self.var)

@@ -1,0 +1,96 @@
+"""How many threads torch may use for one skmaf computation (a fit, a scoring pass).
+
+Parallel frameworks hand each worker a share of the CPUs: joblib's loky backend
+sets ``OMP_NUM_THREADS`` to ``cpu_count // n_jobs`` in its worker processes and
+Dask's nanny sets it to 1 in its workers. Torch reads that variable only when
+it is imported, and it knows nothing of fits that run side by side in threads
+of one process (joblib's threading backend, Dask workers with
+``processes=False``), where each fit would otherwise start one thread per core.
+
+So every fit, ``partial_fit``, scoring or sampling call runs inside
+:func:`torch_threads_within_budget`, which lowers torch's thread count for the
+calling thread to the budget and restores it afterwards. It never raises the
+count: a limit set by the user (``torch.set_num_threads``, threadpoolctl) holds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import torch
+from joblib import cpu_count
+
+__all__ = ["thread_budget", "torch_threads_within_budget"]
+
+_lock = threading.Lock()
+_n_running = 0  # skmaf computations running now in this process, one per thread
+_this_thread = threading.local()
+
+
+def _omp_num_threads() -> int | None:
+    """The thread count the environment gives this process, if it names one.
+
+    OpenMP allows a list (``"4,2"``) for nested levels; the first entry is ours.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return max(int(value), 1) if value.isdigit() else None
+
+
+def thread_budget(n_running: int) -> int:
+    """Threads for one of ``n_running`` skmaf computations running in this process.
+
+    The smallest of: torch's current count for this thread, the process's
+    ``OMP_NUM_THREADS`` (read now, not at torch's import) and an equal share of
+    the CPUs available to the process. Always at least 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> thread_budget(1) <= torch.get_num_threads()
+    True
+    """
+    budget = min(torch.get_num_threads(), max(cpu_count() // n_running, 1))
+    given = _omp_num_threads()
+    return budget if given is None else min(budget, given)
+
+
+@contextmanager
+def torch_threads_within_budget():
+    """Run the block with torch limited to :func:`thread_budget`; restore the count after.
+
+    Torch's thread count is per calling thread, so fits running side by side in
+    threads each keep their own. Re-entrant: a computation nested in another on
+    the same thread keeps the outer budget and is not counted twice.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads_within_budget() as budget:
+    ...     torch.get_num_threads() == budget
+    True
+    >>> torch.get_num_threads() == before
+    True
+    """
+    if getattr(_this_thread, "inside", False):
+        yield torch.get_num_threads()
+        return
+    global _n_running
+    with _lock:
+        _n_running += 1
+        n_running = _n_running
+    previous = torch.get_num_threads()
+    budget = thread_budget(n_running)
+    _this_thread.inside = True
+    try:
+        if budget != previous:
+            torch.set_num_threads(budget)
+        yield budget
+    finally:
+        if budget != previous:
+            torch.set_num_threads(previous)
+        _this_thread.inside = False
+        with _lock:
+            _n_running -= 1

@@ -1,0 +1,111 @@
+"""Torch uses the threads a fit was given, never more, and gets its count back afterwards."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import skmaf._base
+import skmaf._streaming
+import skmaf._threads
+from skmaf import MAFDensity
+from skmaf._threads import thread_budget, torch_threads_within_budget
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture
+def torch_threads():
+    """Set torch's thread count for the test; back to conftest's single thread after."""
+    yield torch.set_num_threads
+    torch.set_num_threads(1)
+
+
+def _spy(monkeypatch, module, name, seen):
+    original = getattr(module, name)
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+
+
+def test_fit_partial_fit_and_scoring_use_the_threads_given_then_restore(
+        monkeypatch, torch_threads, gaussian_data, tiny_params):
+    # As in a loky or Dask worker whose OMP_NUM_THREADS was set after torch's import.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch_threads(2)
+    seen = []
+    _spy(monkeypatch, skmaf._base, "train_flow", seen)
+    _spy(monkeypatch, skmaf._streaming, "run_epoch", seen)
+    _spy(monkeypatch, skmaf._base, "evaluate_in_chunks", seen)
+
+    model = MAFDensity(**tiny_params).fit(gaussian_data)
+    model.partial_fit(gaussian_data)
+    model.score_samples(gaussian_data)
+    model.inverse_transform(model.transform(gaussian_data))
+    assert seen == [1] * 5
+    assert torch.get_num_threads() == 2
+
+
+def test_the_count_is_restored_when_the_block_raises(monkeypatch, torch_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch_threads(2)
+    with pytest.raises(KeyError), torch_threads_within_budget():
+        assert torch.get_num_threads() == 1
+        raise KeyError
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("omp_num_threads", ["4", "", "garbage"])
+def test_a_user_limit_is_never_raised(monkeypatch, torch_threads, omp_num_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", omp_num_threads)
+    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    torch_threads(1)
+    assert thread_budget(1) == 1
+
+
+def test_a_nested_computation_keeps_the_outer_budget(monkeypatch, torch_threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    torch_threads(4)
+    with torch_threads_within_budget() as outer, torch_threads_within_budget() as inner:
+        assert outer == inner == 4
+
+
+def test_computations_running_side_by_side_share_the_cpus(monkeypatch, torch_threads):
+    """As in joblib's threading backend: each thread gets its own share and count."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    torch_threads(4)  # threads inherit this count
+    both_inside = threading.Barrier(2)
+    seen = []
+
+    def compute():
+        with torch_threads_within_budget() as budget:
+            both_inside.wait(timeout=10)
+            seen.append((budget, torch.get_num_threads()))
+            both_inside.wait(timeout=10)  # neither restores before the other has looked
+
+    workers = [threading.Thread(target=compute) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    # The first to start had the CPUs to itself; the second got half of them.
+    assert sorted(seen) == [(2, 2), (4, 4)]
+    assert torch.get_num_threads() == 4
+
+
+def test_threaded_grid_search_gives_the_sequential_results(gaussian_data):
+    from joblib import parallel_backend
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(MAFDensity(n_transforms=2, max_iter=3, random_state=0),
+                          {"n_hidden_units": [4, 8]}, cv=2)
+    sequential = search.fit(gaussian_data).cv_results_["mean_test_score"]
+    with parallel_backend("threading", n_jobs=2):
+        threaded = search.fit(gaussian_data).cv_results_["mean_test_score"]
+    np.testing.assert_array_equal(threaded, sequential)
