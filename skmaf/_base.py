@@ -39,6 +39,7 @@ from ._preprocessing import RunningMoments, Standardizer
 from ._streaming import StreamState, train_on_chunk
 from ._threads import torch_threads_within_budget
 from ._training import TrainingOptions, train_flow
+from .exceptions import DegenerateDataWarning
 from .flows import Flow, count_connections
 
 __all__ = ["BaseFlowDensity"]
@@ -506,7 +507,7 @@ def _warn_about_degenerate_columns(X: np.ndarray) -> None:
             f"Feature(s) {np.flatnonzero(constant).tolist()} are constant: the density is "
             "degenerate along them and its log-density there grows with training until the "
             "model's scale bound stops it. Drop constant columns, or add noise to them.",
-            UserWarning,
+            DegenerateDataWarning,
             stacklevel=4,
         )
     if discrete.any():
@@ -516,6 +517,6 @@ def _warn_about_degenerate_columns(X: np.ndarray) -> None:
             "log-likelihood then rewards the spikes rather than the fit. Dequantize them, "
             "e.g. add uniform noise of one quantization step (X + rng.uniform(size=X.shape) "
             "for integer data).",
-            UserWarning,
+            DegenerateDataWarning,
             stacklevel=4,
         )

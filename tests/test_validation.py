@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
+from skmaf.exceptions import DegenerateDataWarning
 
 from ._common import estimator_id, tiny_estimators
 
@@ -159,7 +160,7 @@ def test_constant_column_warns_and_stays_finite(estimator):
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.normal(size=200), np.full(200, 4.0), rng.normal(size=200)])
     model = clone(estimator).set_params(max_iter=30, learning_rate_init=1e-2)
-    with pytest.warns(UserWarning, match=r"Feature\(s\) \[1\] are constant"):
+    with pytest.warns(DegenerateDataWarning, match=r"Feature\(s\) \[1\] are constant"):
         model.fit(X)
     assert np.isfinite(model.loss_curve_).all()
     assert np.isfinite(model.score_samples(X)).all()
@@ -196,7 +197,8 @@ def test_float32_and_integer_input(tiny_params):
 def test_discrete_columns_warn_to_dequantize(make_column, tiny_params):
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.normal(size=200), make_column(rng)])
-    with pytest.warns(UserWarning, match=r"Feature\(s\) \[1\] are integer-valued .* Dequantize"):
+    with pytest.warns(DegenerateDataWarning,
+                      match=r"Feature\(s\) \[1\] are integer-valued .* Dequantize"):
         MAFDensity(**tiny_params).fit(X)
 
 
