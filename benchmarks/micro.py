@@ -1,0 +1,168 @@
+"""One training step at batch 256, per library, against the machine's matmul roofline.
+
+A step is the whole of one minibatch update: forward pass, negative mean
+log-likelihood, backward pass and the optimiser step. The libraries run round
+by round (A B C ..., repeated), and each figure is the median over rounds, so
+drift on a shared machine hits all alike. The roofline is the dense float32
+matmul rate of a 256x100 by 100x100 product, the shape that dominates a step; each
+step is also stated as the fraction of it that its dense-equivalent FLOPs reach.
+"plain MLP" is the same shapes unmasked, with no flow arithmetic: a reference for
+what the masks and the flow cost. Run:
+
+    python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 5] [--threads 1]
+        [--output benchmarks/micro.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import peers
+
+BATCH = 256
+HERE = Path(__file__).resolve().parent
+
+
+def matmul_gflops(seconds_per_call: float = 0.0, repeat: int = 2000) -> float:
+    a, b = torch.randn(BATCH, peers.H), torch.randn(peers.H, peers.H)
+    for _ in range(100):
+        torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    return 2 * BATCH * peers.H * peers.H * repeat / (time.perf_counter() - start) / 1e9
+
+
+def dense_step_flops(n_features: int) -> float:
+    """FLOPs of the step's matmuls if the masks were dense: forward plus two backward."""
+    widths = [n_features] + [peers.H] * peers.L + [2 * n_features]
+    per_made = sum(2 * BATCH * a * b for a, b in zip(widths[:-1], widths[1:]))
+    return 3 * peers.K * per_made
+
+
+def _adam(parameters):
+    return torch.optim.Adam(parameters, lr=1e-3, fused=True)
+
+
+def skmaf_step(n_features: int, batch_norm: bool):
+    from skmaf._training import TrainingOptions, make_optimizer
+    from skmaf.flows import build_maf
+
+    flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
+                     generator=torch.Generator().manual_seed(0))
+    # The optimiser MAFDensity.fit builds, with its default options.
+    options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
+                              early_stopping=True, n_iter_no_change=1, tol=0.0)
+    return flow.train(), flow.log_prob, make_optimizer(flow, options, BATCH)
+
+
+def zuko_step(n_features: int):
+    flow = peers.zuko_maf(n_features)
+    return flow, lambda x: flow().log_prob(x), _adam(flow.parameters())
+
+
+def nflows_step(n_features: int, batch_norm: bool):
+    flow = peers.nflows_maf(n_features, batch_norm).train()
+    return flow, flow.log_prob, _adam(flow.parameters())
+
+
+def plain_mlp_step(n_features: int):
+    """K unmasked MLPs of the MADEs' shapes in a row; the loss is a plain sum of squares."""
+    widths = [n_features] + [peers.H] * peers.L + [2 * n_features]
+    mlps = torch.nn.ModuleList()
+    for _ in range(peers.K):
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        mlps.append(torch.nn.Sequential(*layers[:-1]))
+
+    def log_prob(x):
+        for mlp in mlps:
+            x = mlp(x)[:, :n_features]
+        return -x.square().sum(dim=1)
+
+    return mlps, log_prob, _adam(mlps.parameters())
+
+
+LIBRARIES = {
+    "skmaf": lambda d: skmaf_step(d, batch_norm=False),
+    "skmaf+BN": lambda d: skmaf_step(d, batch_norm=True),
+    "zuko": zuko_step,
+    "nflows": lambda d: nflows_step(d, batch_norm=False),
+    "nflows+BN": lambda d: nflows_step(d, batch_norm=True),
+    "plain MLP": plain_mlp_step,
+}
+
+
+def steps_per_second(log_prob, optimizer, x, n_steps: int) -> float:
+    def step():
+        loss = -log_prob(x).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    return n_steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", nargs="+", type=int, default=[2, 10, 16, 27, 62])
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES),
+                        choices=list(LIBRARIES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40, help="steps timed per round")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", default=str(HERE / "micro.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    import run  # for the machine description
+
+    roofline = statistics.median(matmul_gflops() for _ in range(5))
+    print(f"{time.strftime('%Y-%m-%d')}, {run.machine()}, {args.threads} thread(s); "
+          f"roofline: {roofline:.1f} GFLOP/s (float32 {BATCH}x{peers.H} @ "
+          f"{peers.H}x{peers.H})\n")
+    print("| D | library | step (ms) | samples/s | vs zuko | vs best peer | % of roofline |")
+    print("|---|---|---|---|---|---|---|")
+    results = []
+    for n_features in args.dims:
+        x = torch.randn(BATCH, n_features)
+        steps = {name: LIBRARIES[name](n_features) for name in args.libraries}
+        rates = {name: [] for name in args.libraries}
+        for _ in range(args.rounds):
+            for name, (_, log_prob, optimizer) in steps.items():
+                rates[name].append(steps_per_second(log_prob, optimizer, x, args.steps))
+        median = {name: statistics.median(values) for name, values in rates.items()}
+        best_peer = max((median[name] for name in median
+                         if name.split("+")[0] in ("zuko", "nflows")), default=np.nan)
+        for name, rate in median.items():
+            fraction = dense_step_flops(n_features) * rate / (roofline * 1e9)
+            result = {"n_features": n_features, "library": name, "steps_per_second": rate,
+                      "samples_per_second": rate * BATCH, "roofline_fraction": fraction,
+                      "vs_zuko": rate / median.get("zuko", np.nan),
+                      "vs_best_peer": rate / best_peer}
+            results.append(result)
+            print(f"| {n_features} | {name} | {1e3 / rate:.2f} | {rate * BATCH:,.0f} "
+                  f"| {result['vs_zuko']:.2f} | {result['vs_best_peer']:.2f} "
+                  f"| {100 * fraction:.0f}% |", flush=True)
+    Path(args.output).write_text(json.dumps(
+        {"date": time.strftime("%Y-%m-%d"), "machine": run.machine(), "threads": args.threads,
+         "batch": BATCH, "roofline_gflops": roofline, "results": results}, indent=1))
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
