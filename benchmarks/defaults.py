@@ -10,10 +10,10 @@ import argparse
 import time
 import warnings
 
+import datasets
 import numpy as np
 import torch
 
-import datasets
 from skmaf import MAFDensity
 
 CONFIGS = {

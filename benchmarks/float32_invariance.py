@@ -7,39 +7,56 @@ the measurement behind skmaf's float64 evaluation (benchmarks/README.md). Run:
 
     OMP_NUM_THREADS=1 python benchmarks/float32_invariance.py
 """
-import torch, numpy as np, time
+
+import time
+
+import torch
+
 from skmaf.flows import build_maf
-torch.set_num_threads(1)
-CH = 1024
-def padded_eval(model, x):
-    out = []
-    for start in range(0, len(x), CH):
-        chunk = x[start:start+CH]
-        n = len(chunk)
-        if n < CH:
-            chunk = torch.cat([chunk, chunk.new_zeros(CH - n, chunk.shape[1])])
-        out.append(model.log_prob(chunk)[:n])
-    return torch.cat(out)
-worst = 0
-for D in (3, 10, 62):
-    for H in (8, 100, 512):
-        m = build_maf(D, 2, 2, H, batch_norm=True, generator=torch.Generator().manual_seed(0)).float()
-        m.freeze_statistics(torch.randn(500, D))
-        x = 3 * torch.randn(300, D)
-        with torch.no_grad():
-            batch = padded_eval(m, x)
-            alone = torch.cat([padded_eval(m, x[i:i+1]) for i in range(0, 300, 7)])
-            plain_alone = torch.cat([m.log_prob(x[i:i+1]) for i in range(0, 300, 7)])
-            plain_batch = m.log_prob(x)
-        d_pad = (batch[::7] - alone).abs().max().item()
-        d_plain = (plain_batch[::7] - plain_alone).abs().max().item()
-        print(f"D={D} H={H}: padded fixed-shape max|diff|={d_pad:.1e}; plain float32 {d_plain:.1e}")
-m = build_maf(10, 5, 2, 100, batch_norm=False, generator=torch.Generator().manual_seed(0))
-x = torch.randn(10000, 10)
-with torch.no_grad():
-    for dt in (torch.float32, torch.float64):
-        mm = m.to(dt); xx = x.to(dt)
-        ts=[]
+
+CHUNK = 1024
+
+
+@torch.no_grad()
+def padded_log_prob(model, x):
+    """``model.log_prob`` in passes of exactly CHUNK rows, the last one zero-padded."""
+    outputs = []
+    for chunk in x.split(CHUNK):
+        n_rows = len(chunk)
+        padded = torch.cat([chunk, chunk.new_zeros(CHUNK - n_rows, chunk.shape[1])])
+        outputs.append(model.log_prob(padded)[:n_rows])
+    return torch.cat(outputs)
+
+
+def main():
+    torch.set_num_threads(1)
+    for n_features in (3, 10, 62):
+        for n_units in (8, 100, 512):
+            model = build_maf(n_features, 2, 2, n_units,
+                              generator=torch.Generator().manual_seed(0))
+            model.freeze_statistics(torch.randn(500, n_features))
+            x = 3 * torch.randn(300, n_features)
+            in_batch = padded_log_prob(model, x)[::7]
+            alone = torch.cat([padded_log_prob(model, x[i:i + 1]) for i in range(0, 300, 7)])
+            with torch.no_grad():
+                plain_batch = model.log_prob(x)[::7]
+                plain_alone = torch.cat([model.log_prob(x[i:i + 1]) for i in range(0, 300, 7)])
+            print(f"D={n_features} H={n_units}: max |alone - in batch| padded "
+                  f"{(in_batch - alone).abs().max():.1e}, unpadded "
+                  f"{(plain_batch - plain_alone).abs().max():.1e}")
+
+    model = build_maf(10, 5, 2, 100, batch_norm=False,
+                      generator=torch.Generator().manual_seed(0))
+    x = torch.randn(10_000, 10)
+    for dtype in (torch.float32, torch.float64):
+        model, x = model.to(dtype), x.to(dtype)
+        seconds = []
         for _ in range(3):
-            t=time.perf_counter(); padded_eval(mm, xx); ts.append(time.perf_counter()-t)
-        print(dt, f"{10000/min(ts):,.0f} rows/s")
+            start = time.perf_counter()
+            padded_log_prob(model, x)
+            seconds.append(time.perf_counter() - start)
+        print(f"{dtype}: {len(x) / min(seconds):,.0f} rows/s (D=10, K=5, L=2, H=100)")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,15 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
 import peers
+import torch
 
 BATCH = 256
 HERE = Path(__file__).resolve().parent
 
 
-def matmul_gflops(seconds_per_call: float = 0.0, repeat: int = 2000) -> float:
+def matmul_gflops(repeat: int = 2000) -> float:
     a, b = torch.randn(BATCH, peers.H), torch.randn(peers.H, peers.H)
     for _ in range(100):
         torch.mm(a, b)

@@ -11,11 +11,11 @@ import argparse
 import time
 import warnings
 
+import datasets
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-import datasets
 from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
 
 NET = dict(n_hidden_layers=1, n_hidden_units=100, random_state=0)

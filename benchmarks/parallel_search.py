@@ -17,12 +17,12 @@ import os
 import time
 import warnings
 
+import datasets
 import numpy as np
 from joblib import cpu_count, parallel_config
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-import datasets
 from skmaf import MAFDensity
 
 GRID = {"n_hidden_units": [32, 64], "n_transforms": [2, 3]}

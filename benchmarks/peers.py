@@ -25,10 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from datasets import Split
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
-
-from datasets import Split
 
 K, L, H = 5, 2, 100
 
@@ -222,7 +221,8 @@ def _choose_on_validation(candidates, fit_and_score, grow):
 
 
 class GaussianMixtureModel(Model):
-    """Full-covariance ``GaussianMixture``; components from 1, 2, 5, 10, 20, 50, ... on validation."""
+    """Full-covariance ``GaussianMixture``, its components chosen on validation
+    from 1, 2, 5, 10, 20, 50, doubling while the largest is the best."""
 
     def __init__(self, settings: Settings, max_components: int = 400):
         self.settings = settings

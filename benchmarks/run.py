@@ -50,10 +50,9 @@ def _peak_rss_mib() -> float:
 
 def run_job(model_name: str, set_name: str, args) -> dict:
     """Fit one model on one data set in this process; return its figures."""
-    import torch
-
     import datasets
     import peers
+    import torch
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")

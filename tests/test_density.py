@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from scipy import stats
 from scipy.integrate import trapezoid
-from sklearn.exceptions import ConvergenceWarning
 
 from skmaf import MAFDensity
 

@@ -10,7 +10,6 @@ import joblib
 import numpy as np
 import pytest
 import torch
-
 from sklearn.base import clone
 
 from skmaf import MAFDensity

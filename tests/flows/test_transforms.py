@@ -1,6 +1,5 @@
 """Every flow layer is an exact bijection with the log-determinant it reports."""
 
-import numpy as np
 import pytest
 import torch
 
