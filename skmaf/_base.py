@@ -41,6 +41,7 @@ from ._threads import torch_threads_within_budget
 from ._training import TrainingOptions, train_flow
 from .exceptions import DegenerateDataWarning
 from .flows import Flow, count_connections
+from .flows.evaluation import ROW_MULTIPLE, float32_copy
 
 __all__ = ["BaseFlowDensity"]
 
@@ -153,15 +154,15 @@ class BaseFlowDensity(
                 device,
                 log_det_offset=standardizer.log_det,
             )
-            # Train in float32 for speed, evaluate in float64 so that a row
-            # scores the same alone as inside any batch (float32 BLAS differs
-            # by up to 4e-5 between batch shapes). Batch norm is frozen on the
+            # Trained in float32; kept in float64, so that transform and
+            # inverse_transform round-trip to 1e-10 (score_samples uses a
+            # float32 copy, see _set_module). Batch norm is frozen on the
             # whole training set, as in the paper's appendix B.
             flow = flow.double()
             flow.freeze_statistics(torch.from_numpy(Z_train), CHUNK_SIZE)
             flow.requires_grad_(False)
 
-            self.module_ = flow
+            self._set_module(flow)
             self.device_ = device
             self.n_parameters_ = count_connections(flow)
             self.shift_ = standardizer.shift
@@ -247,7 +248,7 @@ class BaseFlowDensity(
             result = train_on_chunk(self.module_, self._stream, X, self._training_options(),
                                     self.device_, epoch=self.n_iter_)
             standardizer = result.state.moments.standardizer()
-            self.module_ = result.module
+            self._set_module(result.module)
             self._stream = result.state
             self.shift_ = standardizer.shift
             self.scale_ = standardizer.scale
@@ -259,6 +260,11 @@ class BaseFlowDensity(
             self.validation_scores_ = None
             self.best_validation_score_ = None
         return self
+
+    def _set_module(self, flow: Flow) -> None:
+        """Keep the fitted float64 model and its float32 copy for scoring together."""
+        self.module_ = flow
+        self._scoring_flow = float32_copy(flow)
 
     def _new_flow(self, n_features: int, rng: np.random.RandomState) -> Flow:
         """The untrained float32 model, initialised from a seed drawn from ``rng``."""
@@ -320,16 +326,23 @@ class BaseFlowDensity(
         X = self._validated(X)  # checks fitted-ness before module_ is touched
         shift, scale = self._standardization()
         log_det = Standardizer(self.shift_, self.scale_).log_det
+        # The flow in float32 (twice as fast), the base density and the sums in
+        # float64; chunks of a multiple of ROW_MULTIPLE rows keep every row's
+        # score independent of the batch it comes in (skmaf/flows/evaluation.py).
+        flow = self._scoring_flow
 
         def log_density(x):
-            log_prob = self.module_.log_prob((x - shift) / scale)
+            u, log_det_flow = flow(((x - shift) / scale).float())
+            log_prob = flow.base.log_prob(u.double()) + log_det_flow.double()
             # The model's log-determinant is bounded (clamped log-scales, frozen batch
-            # norm), so a non-finite value can only come from |u| overflowing float64
-            # for an astronomically distant row, whose true log-density is below
-            # -1e300: -inf is its correctly rounded value.
+            # norm), so a non-finite value can only come from a row so distant that
+            # the float32 networks overflow, or |u| overflows float64: its true
+            # log-density is below -1e30, and -inf is its value to float32 precision.
             return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf) + log_det
 
-        return self._evaluate(log_density, X)
+        with torch_threads_within_budget():
+            return evaluate_in_chunks(log_density, X, self.device_, torch.float64,
+                                      row_multiple=ROW_MULTIPLE).numpy()
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).
@@ -464,6 +477,7 @@ class BaseFlowDensity(
         state = dict(super().__getstate__())
         if "module_" in state:
             state["module_"] = module_to_bytes(state["module_"])
+            del state["_scoring_flow"]  # rebuilt from module_ on loading
         return state
 
     def __setstate__(self, state):
@@ -472,6 +486,7 @@ class BaseFlowDensity(
             state["module_"], state["device_"] = module_from_bytes(
                 state["module_"], state["device_"]
             )
+            state["_scoring_flow"] = float32_copy(state["module_"])
         super().__setstate__(state)
 
 

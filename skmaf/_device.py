@@ -88,7 +88,7 @@ def module_from_bytes(blob: bytes, device: torch.device) -> tuple[torch.nn.Modul
     if target != device:
         warnings.warn(
             f"The model was fitted on {device}, which is not available here; "
-            "it was loaded on the CPU. Scores agree to float64 rounding.",
+            "it was loaded on the CPU. Scores agree to float32 rounding.",
             DeviceWarning,
             stacklevel=3,
         )
@@ -100,22 +100,30 @@ def module_from_bytes(blob: bytes, device: torch.device) -> tuple[torch.nn.Modul
 
 @torch.no_grad()
 def evaluate_in_chunks(function, z, device: torch.device, dtype: torch.dtype,
-                       chunk_size: int = CHUNK_SIZE) -> torch.Tensor:
+                       chunk_size: int = CHUNK_SIZE, row_multiple: int = 1) -> torch.Tensor:
     """Apply ``function`` to the rows of ``z`` chunk by chunk on ``device``.
 
     ``z`` is an ndarray or a tensor with at least one row. Each chunk is
-    converted to a contiguous ``dtype`` tensor on its way to the device, and
-    its result is written into one preallocated output on the CPU, so the
-    memory used beyond ``z`` and the output is that of a single chunk, however
-    many rows ``z`` has.
+    converted to a contiguous ``dtype`` tensor on its way to the device, padded
+    with zero rows to a multiple of ``row_multiple`` (the padding's results are
+    dropped), and its result is written into one preallocated output on the
+    CPU, so the memory used beyond ``z`` and the output is that of a single
+    chunk, however many rows ``z`` has.
     """
     output = None
     for start in range(0, z.shape[0], chunk_size):
         rows = slice(start, start + chunk_size)
         chunk = z[rows]
-        if isinstance(chunk, np.ndarray) and not chunk.flags.writeable:
-            chunk = chunk.copy()  # torch warns about tensors on read-only memory
-        result = function(torch.as_tensor(chunk, dtype=dtype, device=device).contiguous())
+        if isinstance(chunk, np.ndarray) and not (chunk.flags.writeable
+                                                  and chunk.flags.c_contiguous):
+            # torch warns about read-only memory and rejects negative strides (X[::-1]).
+            chunk = chunk.copy()
+        chunk = torch.as_tensor(chunk, dtype=dtype, device=device).contiguous()
+        n_rows = chunk.shape[0]
+        n_padding = -n_rows % row_multiple
+        if n_padding:
+            chunk = torch.cat([chunk, chunk.new_zeros(n_padding, *chunk.shape[1:])])
+        result = function(chunk)[:n_rows]
         if output is None:
             output = torch.empty((z.shape[0], *result.shape[1:]), dtype=result.dtype)
         output[rows] = result

@@ -207,3 +207,15 @@ def test_continuous_columns_do_not_warn(gaussian_data, tiny_params):
         warnings.simplefilter("always")
         MAFDensity(**tiny_params).fit(gaussian_data)
     assert not [w for w in caught if "Feature(s)" in str(w.message)]
+
+
+def test_reversed_and_fortran_ordered_views_are_accepted(fitted, gaussian_data):
+    """Views with negative or column-major strides (X[::-1], X.T.T of an F array) work."""
+    expected = fitted.score_samples(gaussian_data)
+    np.testing.assert_array_equal(fitted.score_samples(gaussian_data[::-1])[::-1], expected)
+    np.testing.assert_array_equal(fitted.score_samples(np.asfortranarray(gaussian_data)), expected)
+    if hasattr(fitted, "transform"):
+        U = fitted.transform(gaussian_data)
+        np.testing.assert_array_equal(fitted.transform(gaussian_data[::-1])[::-1], U)
+        np.testing.assert_array_equal(fitted.inverse_transform(U[::-1])[::-1],
+                                      fitted.inverse_transform(U))

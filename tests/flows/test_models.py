@@ -10,7 +10,7 @@ import torch
 import skmaf.flows
 from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_maf
 
-ALLOWED_IMPORTS = {"__future__", "math", "numpy", "torch", "typing", "dataclasses"}
+ALLOWED_IMPORTS = {"__future__", "copy", "math", "numpy", "torch", "typing", "dataclasses"}
 
 
 def _mades(flow):
