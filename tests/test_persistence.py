@@ -81,7 +81,8 @@ def test_gpu_fitted_model_scores_the_same_on_a_cpu_only_process(gaussian_data, t
     )
     cpu_scores = np.load(io.BytesIO(result.stdout))
     # float32 scoring: the same weights, different kernels on each device.
-    np.testing.assert_allclose(cpu_scores, model.score_samples(gaussian_data), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cpu_scores, model.score_samples(gaussian_data),
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu

@@ -1,17 +1,23 @@
 """The float32 scoring copy computes the flow's log-density, batch-invariantly."""
 
-import numpy as np
 import pytest
 import torch
 
-from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_made_mog, build_maf, build_realnvp
+from skmaf.flows import (
+    BatchNorm,
+    MaskedAffineAutoregressive,
+    build_made_mog,
+    build_maf,
+    build_realnvp,
+)
 from skmaf.flows.evaluation import MIN_OUT_FEATURES, ROW_MULTIPLE, float32_copy
 
 BUILDERS = {
     "MAF": lambda d, h: build_maf(d, 2, 2, h, generator=torch.Generator().manual_seed(0)),
     "MAF-MoG": lambda d, h: build_maf(d, 2, 1, h, n_components=3,
                                       generator=torch.Generator().manual_seed(0)),
-    "MADE-MoG": lambda d, h: build_made_mog(d, 2, h, 3, generator=torch.Generator().manual_seed(0)),
+    "MADE-MoG": lambda d, h: build_made_mog(d, 2, h, 3,
+                                            generator=torch.Generator().manual_seed(0)),
     "RealNVP": lambda d, h: build_realnvp(d, 2, 2, h, generator=torch.Generator().manual_seed(0)),
 }
 
