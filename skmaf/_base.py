@@ -82,6 +82,7 @@ class BaseFlowDensity(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
+        "compile": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -280,6 +281,7 @@ class BaseFlowDensity(
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             verbose=self.verbose,
+            compile=self.compile,
         )
 
     # ---------------------------------------------------------- evaluation

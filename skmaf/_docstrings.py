@@ -26,6 +26,14 @@ TRAINING_PARAMETERS = """\
         Where to train and evaluate: ``"auto"`` (CUDA when available, else the
         CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... A fitted model loads and
         scores on any machine; see Notes.
+    compile : bool, default=False
+        Compile the training step (forward and backward pass) with
+        ``torch.compile``: each step then runs about 1.3-1.5x faster, after a
+        one-off compilation of about 5-20 s per fit (less when torch's on-disk
+        cache has the model's shapes). Worth it for fits that take minutes,
+        not for small ones. Needs a C++ compiler on the CPU (Triton on a
+        GPU); where compilation fails, training falls back to eager mode with
+        a warning. ``partial_fit`` always runs eagerly.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the minibatch
         order and random input orders. An int gives identical refits on the

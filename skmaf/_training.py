@@ -23,7 +23,15 @@ from ._progress import make_reporter
 from .flows import Flow
 from .flows.layers import MaskedLinear, apply_masks
 
-__all__ = ["TrainingOptions", "TrainingResult", "make_optimizer", "run_epoch", "train_flow"]
+__all__ = [
+    "CompiledLoss",
+    "TrainingOptions",
+    "TrainingResult",
+    "make_optimizer",
+    "negative_log_likelihood",
+    "run_epoch",
+    "train_flow",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class TrainingOptions:
     n_iter_no_change: int
     tol: float
     verbose: int = 0
+    compile: bool = False
 
 
 @dataclass
@@ -72,12 +81,56 @@ def make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
     return optimizer
 
 
+def negative_log_likelihood(model: Flow, batch: torch.Tensor) -> torch.Tensor:
+    """The training loss: the mean negative log-likelihood of a minibatch."""
+    return -model.log_prob(batch).mean()
+
+
+class CompiledLoss:
+    """:func:`negative_log_likelihood` through ``torch.compile``, or eagerly if that fails.
+
+    One compilation serves every minibatch size (``dynamic=True``): the
+    near-equal batches of an epoch differ in size by one row. Compilation
+    happens at the first call; if it raises (no C++ compiler, an unsupported
+    platform), the loss is computed eagerly from then on, with a warning.
+    """
+
+    def __init__(self):
+        self._compiled = torch.compile(negative_log_likelihood, dynamic=True)
+        self._verified = False
+
+    def __call__(self, model: Flow, batch: torch.Tensor) -> torch.Tensor:
+        if self._compiled is None:
+            return negative_log_likelihood(model, batch)
+        if self._verified:
+            return self._compiled(model, batch)
+        try:
+            loss = self._compiled(model, batch)
+        except Exception as exc:  # torch raises several types, by backend and platform
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            warnings.warn(
+                f"compile=True: torch.compile failed ({type(exc).__name__}: {reason[:200]}); "
+                "training continues in eager mode.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self._compiled = None
+            return negative_log_likelihood(model, batch)
+        self._verified = True
+        return loss
+
+
 def _copy_state(model: Flow) -> dict:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def run_epoch(model, optimizer, z_train, batch_size, rng, device) -> float:
-    """One pass over shuffled minibatches; returns the mean training NLL (model units)."""
+def run_epoch(model, optimizer, z_train, batch_size, rng, device,
+              loss=negative_log_likelihood) -> float:
+    """One pass over shuffled minibatches; returns the mean training NLL (model units).
+
+    ``loss(model, batch)`` is the minibatch loss: :func:`negative_log_likelihood`
+    or a :class:`CompiledLoss`.
+    """
     model.train()
     n_train = z_train.shape[0]
     # Near-equal batches (sizes differ by at most one) instead of a ragged last
@@ -86,7 +139,7 @@ def run_epoch(model, optimizer, z_train, batch_size, rng, device) -> float:
     total = torch.zeros((), device=device)
     for index in np.array_split(rng.permutation(n_train), n_batches):
         batch = z_train[torch.from_numpy(index)].to(device, non_blocking=True)
-        nll = -model.log_prob(batch).mean()
+        nll = loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         nll.backward()
         optimizer.step()
@@ -117,13 +170,14 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
     optimizer = make_optimizer(model, options, batch_size)
+    loss = CompiledLoss() if options.compile else negative_log_likelihood
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
     reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
-            train_nll = run_epoch(model, optimizer, z_train, batch_size, rng, device)
+            train_nll = run_epoch(model, optimizer, z_train, batch_size, rng, device, loss)
             train_nll -= log_det_offset
             score = -train_nll
             if options.early_stopping and math.isfinite(train_nll):

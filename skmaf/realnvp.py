@@ -106,6 +106,7 @@ class RealNVPDensity(BaseFlowDensity):
         n_iter_no_change=20,
         tol=1e-4,
         device="auto",
+        compile=False,
         random_state=None,
         verbose=0,
     ):
@@ -122,6 +123,7 @@ class RealNVPDensity(BaseFlowDensity):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
 

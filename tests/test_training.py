@@ -180,3 +180,41 @@ def test_silent_by_default(capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=2, random_state=0).fit(_data(50))
     assert capsys.readouterr().out == ""
+
+
+def _has_cxx_compiler():
+    import shutil
+
+    return any(shutil.which(name) for name in ("g++", "clang++", "c++"))
+
+
+@pytest.mark.skipif(not _has_cxx_compiler(), reason="torch.compile needs a C++ compiler")
+def test_compiled_training_trains_the_same_model():
+    """compile=True runs the same loss and optimiser: the same model up to the
+    rounding of fused kernels."""
+    params = dict(n_transforms=2, n_hidden_layers=2, n_hidden_units=16, max_iter=3,
+                  batch_size=32, random_state=0)
+    X = _data(150)
+    eager = MAFDensity(**params).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = MAFDensity(**params, compile=True).fit(X)
+    assert not [w for w in caught if "torch.compile failed" in str(w.message)]
+    np.testing.assert_allclose(compiled.loss_curve_, eager.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(compiled.score_samples(X), eager.score_samples(X),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_failed_compilation_falls_back_to_eager_training(monkeypatch):
+    def unavailable(function, **kwargs):
+        def fail(*args):
+            raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    params = dict(n_transforms=2, n_hidden_units=8, max_iter=3, random_state=0)
+    with pytest.warns(UserWarning, match="torch.compile failed .*no working C\\+\\+ compiler"):
+        fallback = MAFDensity(**params, compile=True).fit(_data(80))
+    eager = MAFDensity(**params).fit(_data(80))
+    np.testing.assert_array_equal(fallback.score_samples(_data(20, 1)),
+                                  eager.score_samples(_data(20, 1)))
