@@ -7,7 +7,8 @@ drift on a shared machine hits all alike. The roofline is the dense float32
 matmul rate of a 256x100 by 100x100 product, the shape that dominates a step; each
 step is also stated as the fraction of it that its dense-equivalent FLOPs reach.
 "plain MLP" is the same shapes unmasked, with no flow arithmetic: a reference for
-what the masks and the flow cost. Run:
+what the masks and the flow cost. "compiled" rows are ``MAFDensity(compile=True)``:
+the step through ``torch.compile``, its one-off compilation in the untimed warm-up. Run:
 
     python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 5] [--threads 1]
         [--output benchmarks/micro.json]
@@ -50,8 +51,10 @@ def _adam(parameters):
     return torch.optim.Adam(parameters, lr=1e-3, fused=True)
 
 
-def skmaf_step(n_features: int, batch_norm: bool):
-    from skmaf._training import TrainingOptions, make_optimizer
+def skmaf_step(n_features: int, batch_norm: bool, compile: bool = False):
+    """What ``MAFDensity.fit`` runs per step; ``compile`` as ``MAFDensity(compile=True)``,
+    whose one-off compilation happens in the untimed warm-up steps."""
+    from skmaf._training import CompiledLoss, TrainingOptions, make_optimizer
     from skmaf.flows import build_maf
 
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
@@ -59,7 +62,9 @@ def skmaf_step(n_features: int, batch_norm: bool):
     # The optimiser MAFDensity.fit builds, with its default options.
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
                               early_stopping=True, n_iter_no_change=1, tol=0.0)
-    return flow.train(), flow.log_prob, make_optimizer(flow, options, BATCH)
+    loss = CompiledLoss() if compile else None
+    log_prob = (lambda x: -loss(flow, x)) if compile else flow.log_prob
+    return flow.train(), log_prob, make_optimizer(flow, options, BATCH)
 
 
 def zuko_step(n_features: int):
@@ -93,6 +98,8 @@ def plain_mlp_step(n_features: int):
 LIBRARIES = {
     "skmaf": lambda d: skmaf_step(d, batch_norm=False),
     "skmaf+BN": lambda d: skmaf_step(d, batch_norm=True),
+    "skmaf compiled": lambda d: skmaf_step(d, batch_norm=False, compile=True),
+    "skmaf+BN compiled": lambda d: skmaf_step(d, batch_norm=True, compile=True),
     "zuko": zuko_step,
     "nflows": lambda d: nflows_step(d, batch_norm=False),
     "nflows+BN": lambda d: nflows_step(d, batch_norm=True),
