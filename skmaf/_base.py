@@ -313,7 +313,9 @@ class BaseFlowDensity(
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
-            Finite for finite input.
+            Finite for rows within about 1e20 standard deviations of the
+            training data; farther out, where it is below about -1e40, the
+            float32 networks may overflow and the value is ``-inf``.
 
         Examples
         --------
@@ -338,8 +340,8 @@ class BaseFlowDensity(
             log_prob = flow.base.log_prob(u.double()) + log_det_flow.double()
             # The model's log-determinant is bounded (clamped log-scales, frozen batch
             # norm), so a non-finite value can only come from a row so distant that
-            # the float32 networks overflow, or |u| overflows float64: its true
-            # log-density is below -1e30, and -inf is its value to float32 precision.
+            # the float32 networks overflow (beyond about 1e20 standard deviations,
+            # where the log-density is below about -1e40): -inf stands for it.
             return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf) + log_det
 
         with torch_threads_within_budget():
@@ -479,7 +481,7 @@ class BaseFlowDensity(
         state = dict(super().__getstate__())
         if "module_" in state:
             state["module_"] = module_to_bytes(state["module_"])
-            del state["_scoring_flow"]  # rebuilt from module_ on loading
+            state.pop("_scoring_flow", None)  # rebuilt from module_ on loading
         return state
 
     def __setstate__(self, state):
