@@ -29,8 +29,9 @@ TRAINING_PARAMETERS = """\
     compile : bool, default=False
         Compile the training step (forward and backward pass) with
         ``torch.compile``: each step then runs about 1.3-1.5x faster, after a
-        one-off compilation of about 5-20 s per fit (less when torch's on-disk
-        cache has the model's shapes). Worth it for fits that take minutes,
+        one-off compilation of about 5-20 s per architecture and process
+        (refits of the same architecture reuse it; torch's on-disk cache
+        shortens it in later processes). Worth it for fits that take minutes,
         not for small ones. Needs a C++ compiler on the CPU (Triton on a
         GPU); where compilation fails, training falls back to eager mode with
         a warning. ``partial_fit`` always runs eagerly.
