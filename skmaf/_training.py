@@ -11,6 +11,7 @@ loss, and the last weights are kept.
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -86,25 +87,50 @@ def negative_log_likelihood(model: Flow, batch: torch.Tensor) -> torch.Tensor:
     return -model.log_prob(batch).mean()
 
 
+#: One compiled loss per architecture (the model's repr, device and dtype), for the process.
+_COMPILED_LOSSES: dict[tuple, object] = {}
+
+
+def _compiled_loss_for(model: Flow):
+    """``torch.compile`` of the loss, shared by all models of ``model``'s architecture.
+
+    torch compiles a function anew for each architecture it meets and gives up,
+    silently falling back to eager mode, after 8 (``recompile_limit``); a model
+    search easily tries more. So each architecture gets its own copy of the
+    function, with a cache of its own, and refits of an architecture reuse it.
+    """
+    reference = next(model.parameters())
+    key = (repr(model), str(reference.device), str(reference.dtype))
+    if key not in _COMPILED_LOSSES:
+        code = negative_log_likelihood.__code__.replace()  # a new code object: a new cache
+        function = types.FunctionType(code, negative_log_likelihood.__globals__,
+                                      negative_log_likelihood.__name__)
+        _COMPILED_LOSSES[key] = torch.compile(function, dynamic=True)
+    return _COMPILED_LOSSES[key]
+
+
 class CompiledLoss:
     """:func:`negative_log_likelihood` through ``torch.compile``, or eagerly if that fails.
 
-    One compilation serves every minibatch size (``dynamic=True``): the
-    near-equal batches of an epoch differ in size by one row. Compilation
-    happens at the first call; if it raises (no C++ compiler, an unsupported
-    platform), the loss is computed eagerly from then on, with a warning.
+    One compilation per architecture serves every minibatch size
+    (``dynamic=True``): the near-equal batches of an epoch differ in size by
+    one row. Compilation happens at the first call; if it raises (no C++
+    compiler, an unsupported platform), the loss is computed eagerly from then
+    on, with a warning.
     """
 
     def __init__(self):
-        self._compiled = torch.compile(negative_log_likelihood, dynamic=True)
+        self._compiled = None
+        self._failed = False
         self._verified = False
 
     def __call__(self, model: Flow, batch: torch.Tensor) -> torch.Tensor:
-        if self._compiled is None:
+        if self._failed:
             return negative_log_likelihood(model, batch)
         if self._verified:
             return self._compiled(model, batch)
         try:
+            self._compiled = _compiled_loss_for(model)
             loss = self._compiled(model, batch)
         except Exception as exc:  # torch raises several types, by backend and platform
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -114,7 +140,7 @@ class CompiledLoss:
                 UserWarning,
                 stacklevel=2,
             )
-            self._compiled = None
+            self._failed = True
             return negative_log_likelihood(model, batch)
         self._verified = True
         return loss

@@ -218,3 +218,18 @@ def test_failed_compilation_falls_back_to_eager_training(monkeypatch):
     eager = MAFDensity(**params).fit(_data(80))
     np.testing.assert_array_equal(fallback.score_samples(_data(20, 1)),
                                   eager.score_samples(_data(20, 1)))
+
+
+def test_each_architecture_gets_its_own_compiled_loss():
+    """torch gives up compiling a function after 8 architectures; skmaf compiles a
+    copy per architecture, and reuses it for refits of the same one."""
+    from skmaf._training import _compiled_loss_for
+
+    def flow(n_units):
+        return build_maf(2, 1, 1, n_units, generator=torch.Generator().manual_seed(0))
+
+    first = _compiled_loss_for(flow(8))
+    assert _compiled_loss_for(flow(8)) is first
+    others = [_compiled_loss_for(flow(n_units)) for n_units in range(9, 19)]
+    codes = {id(getattr(f, "_torchdynamo_orig_callable", f).__code__) for f in [first, *others]}
+    assert len(codes) == 11
