@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import (
     CHUNK_SIZE,
+    SCORING_CHUNK_SIZE,
     evaluate_in_chunks,
     module_from_bytes,
     module_to_bytes,
@@ -346,7 +347,7 @@ class BaseFlowDensity(
 
         with torch_threads_within_budget():
             return evaluate_in_chunks(log_density, X, self.device_, torch.float64,
-                                      row_multiple=ROW_MULTIPLE).numpy()
+                                      SCORING_CHUNK_SIZE, ROW_MULTIPLE).numpy()
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).

@@ -8,7 +8,7 @@ from scipy.integrate import trapezoid
 from sklearn.base import clone
 
 from skmaf import MAFDensity
-from skmaf._device import CHUNK_SIZE
+from skmaf._device import SCORING_CHUNK_SIZE
 
 from ._common import estimator_id, paper_example, tiny_estimators
 
@@ -138,9 +138,10 @@ def test_score_samples_is_batch_invariant_and_matches_the_float64_model(estimato
     """The float32 scoring gives a row the same bits in any batch, across chunk
     boundaries, and agrees with the fitted float64 model to float32 rounding."""
     model = clone(estimator).fit(gaussian_data)
-    rows = np.random.RandomState(1).normal(size=(CHUNK_SIZE + 37, 3)) * 2 + gaussian_data.mean(0)
+    chunk = SCORING_CHUNK_SIZE
+    rows = np.random.RandomState(1).normal(size=(chunk + 37, 3)) * 2 + gaussian_data.mean(0)
     whole = model.score_samples(rows)
-    for start, stop in [(0, 1), (5, 6), (3, 30), (CHUNK_SIZE - 4, CHUNK_SIZE + 9)]:
+    for start, stop in [(0, 1), (5, 6), (3, 30), (chunk - 4, chunk + 9)]:
         np.testing.assert_array_equal(model.score_samples(rows[start:stop]), whole[start:stop])
     np.testing.assert_array_equal(model.score_samples(rows[::-1])[::-1], whole)
 
