@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._device import (
     CHUNK_SIZE,
+    SAMPLING_CHUNK_SIZE,
     SCORING_CHUNK_SIZE,
     evaluate_in_chunks,
     module_from_bytes,
@@ -295,11 +296,12 @@ class BaseFlowDensity(
         return (torch.tensor(self.shift_, device=self.device_),
                 torch.tensor(self.scale_, device=self.device_))
 
-    def _evaluate(self, function, X: np.ndarray) -> np.ndarray:
+    def _evaluate(self, function, X: np.ndarray, chunk_size: int = CHUNK_SIZE) -> np.ndarray:
         """``function`` applied to float64 chunks of ``X``: memory beyond input and
         output stays that of one chunk, whatever the number of rows."""
         with torch_threads_within_budget():
-            return evaluate_in_chunks(function, X, self.device_, torch.float64).numpy()
+            return evaluate_in_chunks(function, X, self.device_, torch.float64,
+                                      chunk_size).numpy()
 
     def score_samples(self, X):
         """Log-density of each row of ``X``, in the units of the training data.
@@ -406,8 +408,8 @@ class BaseFlowDensity(
         shift, scale = self._standardization()
         samples = np.empty((n_samples, self.n_features_in_))
         with torch.no_grad(), torch_threads_within_budget():
-            for start in range(0, n_samples, CHUNK_SIZE):
-                rows = slice(start, min(start + CHUNK_SIZE, n_samples))
+            for start in range(0, n_samples, SAMPLING_CHUNK_SIZE):
+                rows = slice(start, min(start + SAMPLING_CHUNK_SIZE, n_samples))
                 z = self.module_.sample(rows.stop - rows.start, rng)
                 samples[rows] = (z * scale + shift).cpu().numpy()
         return samples
@@ -470,7 +472,8 @@ class BaseFlowDensity(
                 f"{self.n_features_in_} features as input."
             )
         shift, scale = self._standardization()
-        return self._evaluate(lambda u: self.module_.from_base(u) * scale + shift, U)
+        return self._evaluate(lambda u: self.module_.from_base(u) * scale + shift, U,
+                              SAMPLING_CHUNK_SIZE)
 
     @property
     def _n_features_out(self):
