@@ -50,7 +50,8 @@ def make_order(order, n_features: int, generator: torch.Generator | None = None)
         if order == "random":
             return torch.randperm(n_features, generator=generator).numpy()
         raise ValueError(
-            f"input_order must be 'sequential', 'reverse', 'random' or a permutation, got {order!r}."
+            f"input_order must be 'sequential', 'reverse', 'random' or a permutation, "
+            f"got {order!r}."
         )
     permutation = np.asarray(order)
     if (
