@@ -22,11 +22,12 @@ __all__ = [
     "resolve_device",
 ]
 
-#: Rows per forward pass when evaluating without gradients: large enough to
-#: keep matrix products efficient, small enough that a chunk's hidden
-#: activations (1024 x H float64) stay in the CPU's cache. Scoring 10,000 rows
-#: with a K=5, L=2, H=100 MAF on one core ran 2.1x faster at D=10 and 1.5x at
-#: D=62 than with chunks of 8192 (benchmarks/README.md).
+#: Rows per float64 forward pass without gradients (``transform``, batch-norm
+#: statistics, validation scores): large enough to keep matrix products
+#: efficient, small enough that a chunk's hidden activations (1024 x H float64)
+#: stay in the CPU's cache. Scoring 10,000 rows in float64 with a K=5, L=2,
+#: H=100 MAF on one core ran 2.1x faster at D=10 and 1.5x at D=62 than with
+#: chunks of 8192 (benchmarks/README.md).
 CHUNK_SIZE = 1024
 
 #: Rows per forward pass of ``score_samples``, whose flow runs in float32: its
