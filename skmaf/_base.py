@@ -296,12 +296,13 @@ class BaseFlowDensity(
         return (torch.tensor(self.shift_, device=self.device_),
                 torch.tensor(self.scale_, device=self.device_))
 
-    def _evaluate(self, function, X: np.ndarray, chunk_size: int = CHUNK_SIZE) -> np.ndarray:
+    def _evaluate(self, function, X: np.ndarray, chunk_size: int = CHUNK_SIZE,
+                  row_multiple: int = 1) -> np.ndarray:
         """``function`` applied to float64 chunks of ``X``: memory beyond input and
         output stays that of one chunk, whatever the number of rows."""
         with torch_threads_within_budget():
             return evaluate_in_chunks(function, X, self.device_, torch.float64,
-                                      chunk_size).numpy()
+                                      chunk_size, row_multiple).numpy()
 
     def score_samples(self, X):
         """Log-density of each row of ``X``, in the units of the training data.
@@ -347,9 +348,7 @@ class BaseFlowDensity(
             # where the log-density is below about -1e40): -inf stands for it.
             return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf) + log_det
 
-        with torch_threads_within_budget():
-            return evaluate_in_chunks(log_density, X, self.device_, torch.float64,
-                                      SCORING_CHUNK_SIZE, ROW_MULTIPLE).numpy()
+        return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, ROW_MULTIPLE)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).

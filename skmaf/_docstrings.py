@@ -28,7 +28,7 @@ TRAINING_PARAMETERS = """\
         scores on any machine; see Notes.
     compile : bool, default=False
         Compile the training step (forward and backward pass) with
-        ``torch.compile``: each step then runs about 1.3-1.5x faster, after a
+        ``torch.compile``: each step then runs about 1.1-1.5x faster, after a
         one-off compilation of about 5-20 s per architecture and process
         (refits of the same architecture reuse it; torch's on-disk cache
         shortens it in later processes). Worth it for fits that take minutes,

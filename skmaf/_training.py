@@ -120,18 +120,17 @@ class CompiledLoss:
     """
 
     def __init__(self):
-        self._compiled = None
+        self._compiled = None  # set once a compiled call has succeeded
         self._failed = False
-        self._verified = False
 
     def __call__(self, model: Flow, batch: torch.Tensor) -> torch.Tensor:
+        if self._compiled is not None:
+            return self._compiled(model, batch)
         if self._failed:
             return negative_log_likelihood(model, batch)
-        if self._verified:
-            return self._compiled(model, batch)
         try:
-            self._compiled = _compiled_loss_for(model)
-            loss = self._compiled(model, batch)
+            compiled = _compiled_loss_for(model)
+            loss = compiled(model, batch)
         except Exception as exc:  # torch raises several types, by backend and platform
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             warnings.warn(
@@ -142,7 +141,7 @@ class CompiledLoss:
             )
             self._failed = True
             return negative_log_likelihood(model, batch)
-        self._verified = True
+        self._compiled = compiled
         return loss
 
 
