@@ -47,34 +47,41 @@ def dense_step_flops(n_features: int) -> float:
     return 3 * peers.K * per_made
 
 
-def _adam(parameters):
-    return torch.optim.Adam(parameters, lr=1e-3, fused=True)
+def _autograd_step(parameters, log_prob):
+    """A step as the peers' users write it: autograd, then fused Adam."""
+    optimizer = torch.optim.Adam(parameters, lr=1e-3, fused=True)
+
+    def step(x):
+        loss = -log_prob(x).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
 
 
 def skmaf_step(n_features: int, batch_norm: bool, compile: bool = False):
-    """What ``MAFDensity.fit`` runs per step; ``compile`` as ``MAFDensity(compile=True)``,
-    whose one-off compilation happens in the untimed warm-up steps."""
-    from skmaf._training import CompiledLoss, TrainingOptions, make_optimizer
+    """What ``MAFDensity.fit`` runs per step (its ``TrainingStep``, default options);
+    ``compile`` as ``MAFDensity(compile=True)``, whose one-off compilation happens in
+    the untimed warm-up steps."""
+    from skmaf._training import CompiledLoss, TrainingOptions, TrainingStep
     from skmaf.flows import build_maf
 
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
-                     generator=torch.Generator().manual_seed(0))
-    # The optimiser MAFDensity.fit builds, with its default options.
+                     generator=torch.Generator().manual_seed(0)).train()
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
                               early_stopping=True, n_iter_no_change=1, tol=0.0)
-    loss = CompiledLoss() if compile else None
-    log_prob = (lambda x: -loss(flow, x)) if compile else flow.log_prob
-    return flow.train(), log_prob, make_optimizer(flow, options, BATCH)
+    return TrainingStep(flow, options, BATCH, loss=CompiledLoss() if compile else None)
 
 
 def zuko_step(n_features: int):
     flow = peers.zuko_maf(n_features)
-    return flow, lambda x: flow().log_prob(x), _adam(flow.parameters())
+    return _autograd_step(flow.parameters(), lambda x: flow().log_prob(x))
 
 
 def nflows_step(n_features: int, batch_norm: bool):
     flow = peers.nflows_maf(n_features, batch_norm).train()
-    return flow, flow.log_prob, _adam(flow.parameters())
+    return _autograd_step(flow.parameters(), flow.log_prob)
 
 
 def plain_mlp_step(n_features: int):
@@ -92,7 +99,7 @@ def plain_mlp_step(n_features: int):
             x = mlp(x)[:, :n_features]
         return -x.square().sum(dim=1)
 
-    return mlps, log_prob, _adam(mlps.parameters())
+    return _autograd_step(mlps.parameters(), log_prob)
 
 
 LIBRARIES = {
@@ -107,18 +114,12 @@ LIBRARIES = {
 }
 
 
-def steps_per_second(log_prob, optimizer, x, n_steps: int) -> float:
-    def step():
-        loss = -log_prob(x).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+def steps_per_second(step, x, n_steps: int) -> float:
     for _ in range(5):
-        step()
+        step(x)
     start = time.perf_counter()
     for _ in range(n_steps):
-        step()
+        step(x)
     return n_steps / (time.perf_counter() - start)
 
 
@@ -149,8 +150,8 @@ def main():
         steps = {name: LIBRARIES[name](n_features) for name in args.libraries}
         rates = {name: [] for name in args.libraries}
         for _ in range(args.rounds):
-            for name, (_, log_prob, optimizer) in steps.items():
-                rates[name].append(steps_per_second(log_prob, optimizer, x, args.steps))
+            for name, step in steps.items():
+                rates[name].append(steps_per_second(step, x, args.steps))
         median = {name: statistics.median(values) for name, values in rates.items()}
         best_peer = max((median[name] for name in median
                          if name.split("+")[0] in ("zuko", "nflows")), default=np.nan)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ._preprocessing import RunningMoments
-from ._training import TrainingOptions, make_optimizer, run_epoch
+from ._training import TrainingOptions, TrainingStep, run_epoch
 from .flows import Flow
 
 __all__ = ["BATCH_NORM_MOMENTUM", "StreamState", "train_on_chunk"]
@@ -84,7 +84,10 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
     if state.moments is None:
         model.freeze_statistics(z)
     batch_size = min(options.batch_size, z.shape[0])
-    optimizer = make_optimizer(model, options, batch_size)
+    # Autograd, not the manual backward pass: the running statistics come
+    # from the batch norm layers' forward hooks.
+    step = TrainingStep(model, options, batch_size, manual_backward=False)
+    optimizer = step.optimizer
     if state.optimizer_state is not None:
         # Only the moment estimates: learning_rate_init, alpha and batch_size
         # are read from the estimator on every call.
@@ -93,8 +96,11 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
         optimizer.load_state_dict(full_state)
 
     rng = np.random.RandomState([state.seed, epoch])
-    with _running_statistics(model, BATCH_NORM_MOMENTUM):
-        loss = run_epoch(model, optimizer, z, batch_size, rng, device) - standardizer.log_det
+    try:
+        with _running_statistics(model, BATCH_NORM_MOMENTUM):
+            loss = run_epoch(model, step, z, batch_size, rng, device) - standardizer.log_det
+    finally:
+        step.close()
     if not (math.isfinite(loss) and all(torch.isfinite(p).all() for p in model.parameters())):
         raise FloatingPointError(
             f"partial_fit diverged: the log-likelihood became non-finite in epoch {epoch + 1}; "

@@ -20,14 +20,17 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._device import evaluate_in_chunks
+from ._flat_parameters import FlatParameters
 from ._progress import make_reporter
 from .flows import Flow
-from .flows.layers import MaskedLinear, apply_masks
+from .flows.layers import MaskedLinear
+from .flows.manual_backward import nll_and_gradients, supports_manual_backward
 
 __all__ = [
     "CompiledLoss",
     "TrainingOptions",
     "TrainingResult",
+    "TrainingStep",
     "make_optimizer",
     "negative_log_likelihood",
     "run_epoch",
@@ -60,26 +63,80 @@ class TrainingResult:
     stopped_early: bool = False
 
 
-def make_optimizer(model: Flow, options: TrainingOptions, batch_size: int):
-    # MLPRegressor's penalty is 0.5 * alpha * sum(W**2) / batch_size on weights
-    # only; coupled Adam weight decay is exactly that penalty's gradient.
-    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
-    others = [p for name, p in model.named_parameters() if not name.endswith("weight")]
-    groups = [{"params": weights, "weight_decay": options.alpha / batch_size},
-              {"params": others, "weight_decay": 0.0}]
+def make_optimizer(model: Flow, options: TrainingOptions,
+                   batch_size: int) -> tuple[FlatParameters, torch.optim.Adam]:
+    """Flatten ``model``'s parameters into two groups and make Adam over them.
+
+    MLPRegressor's penalty is ``0.5 * alpha * sum(W**2) / batch_size`` on the
+    connection weights only; coupled Adam weight decay on the weights' group
+    is exactly that penalty's gradient. The rest (biases, batch norm) has none.
+    """
+    named = list(model.named_parameters())
+    weights = [p for name, p in named if name.endswith("weight")]
+    others = [p for name, p in named if not name.endswith("weight")]
+    groups = [(members, decay) for members, decay in
+              [(weights, options.alpha / batch_size), (others, 0.0)] if members]
+    parameters = FlatParameters([members for members, _ in groups])
+    adam_groups = [{"params": [flat], "weight_decay": decay}
+                   for flat, (_, decay) in zip(parameters.flat, groups)]
     try:
-        # One fused kernel for all parameters: about 4x less optimiser time per
-        # step than the foreach implementation on the CPU (measured).
-        optimizer = torch.optim.Adam(groups, lr=options.learning_rate, fused=True)
+        # One fused kernel per group: about 4x less optimiser time per step
+        # than the foreach implementation on the CPU (measured).
+        optimizer = torch.optim.Adam(adam_groups, lr=options.learning_rate, fused=True)
     except RuntimeError:  # no fused kernel for this device or torch (CPU needs >= 2.4)
-        optimizer = torch.optim.Adam(groups, lr=options.learning_rate)
-    # Masked layers multiply by their masks once per step, here, instead of in
-    # every forward pass. Adam moves a masked-out weight (its gradient is not
-    # zero), and this puts it back to zero: the weights inside the masks follow
-    # exactly the trajectory of a masked forward pass, since Adam is elementwise.
-    masked = [layer for layer in model.modules() if isinstance(layer, MaskedLinear)]
-    optimizer.register_step_post_hook(lambda *_: apply_masks(masked))
-    return optimizer
+        optimizer = torch.optim.Adam(adam_groups, lr=options.learning_rate)
+    return parameters, optimizer
+
+
+class TrainingStep:
+    """One minibatch update of ``model``: the loss, its gradient, then an Adam step.
+
+    While it exists, ``model``'s parameters are views into two flat tensors
+    (:class:`~skmaf._flat_parameters.FlatParameters`) that Adam updates in
+    one fused call each; :meth:`close` gives them their own storage back.
+
+    The gradient comes from the hand-written backward pass of
+    :mod:`skmaf.flows.manual_backward` when ``model`` is a MAF it covers and
+    ``manual_backward`` is true, and from autograd otherwise (with ``loss``,
+    e.g. a :class:`CompiledLoss`). ``manual_backward=False`` is for callers
+    that rely on the modules' forward hooks, which the manual pass bypasses.
+    """
+
+    def __init__(self, model: Flow, options: TrainingOptions, batch_size: int,
+                 loss=None, manual_backward: bool = True):
+        self.model = model
+        self.parameters, self.optimizer = make_optimizer(model, options, batch_size)
+        self.loss = negative_log_likelihood if loss is None else loss
+        self.manual_backward = (manual_backward and loss is None
+                                and supports_manual_backward(model))
+        # Masked layers multiply by their masks once per step, here, instead of
+        # in every forward pass. Adam moves a masked-out weight (its gradient
+        # is not zero), and this puts it back to zero: the weights inside the
+        # masks follow exactly the trajectory of a masked forward pass, since
+        # Adam is elementwise. One product over each flat tensor does it.
+        masks = {layer.weight: layer.mask for layer in model.modules()
+                 if isinstance(layer, MaskedLinear)}
+        self._masked = [(flat, mask) for flat, group, mask in zip(
+            self.parameters.flat, self.parameters.groups, self.parameters.flatten(masks, 1.0))
+            if any(p in masks for p in group)]
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Update the model on ``batch``; returns the minibatch loss (0-d, detached)."""
+        if self.manual_backward:
+            loss = nll_and_gradients(self.model, batch, self.parameters.gradients)
+        else:
+            self.model.zero_grad(set_to_none=True)
+            loss = self.loss(self.model, batch)
+            loss.backward()
+            self.parameters.gather_gradients()
+        self.optimizer.step()
+        with torch.no_grad():
+            for flat, mask in self._masked:
+                flat.mul_(mask)
+        return loss.detach()
+
+    def close(self) -> None:
+        self.parameters.release()
 
 
 def negative_log_likelihood(model: Flow, batch: torch.Tensor) -> torch.Tensor:
@@ -149,13 +206,8 @@ def _copy_state(model: Flow) -> dict:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def run_epoch(model, optimizer, z_train, batch_size, rng, device,
-              loss=negative_log_likelihood) -> float:
-    """One pass over shuffled minibatches; returns the mean training NLL (model units).
-
-    ``loss(model, batch)`` is the minibatch loss: :func:`negative_log_likelihood`
-    or a :class:`CompiledLoss`.
-    """
+def run_epoch(model: Flow, step: TrainingStep, z_train, batch_size, rng, device) -> float:
+    """One pass of ``step`` over shuffled minibatches; returns the mean training NLL (model units)."""
     model.train()
     n_train = z_train.shape[0]
     # Near-equal batches (sizes differ by at most one) instead of a ragged last
@@ -164,11 +216,7 @@ def run_epoch(model, optimizer, z_train, batch_size, rng, device,
     total = torch.zeros((), device=device)
     for index in np.array_split(rng.permutation(n_train), n_batches):
         batch = z_train[torch.from_numpy(index)].to(device, non_blocking=True)
-        nll = loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        nll.backward()
-        optimizer.step()
-        total += nll.detach() * len(index)
+        total += step(batch) * len(index)
     return total.item() / n_train
 
 
@@ -194,15 +242,15 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    optimizer = make_optimizer(model, options, batch_size)
-    loss = CompiledLoss() if options.compile else negative_log_likelihood
+    step = TrainingStep(model, options, batch_size,
+                        loss=CompiledLoss() if options.compile else None)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
     reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
-            train_nll = run_epoch(model, optimizer, z_train, batch_size, rng, device, loss)
+            train_nll = run_epoch(model, step, z_train, batch_size, rng, device)
             train_nll -= log_det_offset
             score = -train_nll
             if options.early_stopping and math.isfinite(train_nll):
@@ -247,6 +295,7 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
             stacklevel=4,
         )
     finally:
+        step.close()
         if reporter is not None:
             reporter.close()
     if best_state is not None:

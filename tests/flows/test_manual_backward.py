@@ -1,0 +1,97 @@
+"""The hand-written backward pass of MAF equals autograd's, for every parameter."""
+
+import pytest
+import torch
+
+from skmaf.flows import build_made_mog, build_maf, build_realnvp
+from skmaf.flows.manual_backward import nll_and_gradients, supports_manual_backward
+
+
+def _maf(n_features, batch_norm=True, activation="relu", n_hidden_layers=2, seed=0):
+    """A float64 MAF in training mode, batch norm parameters moved off their initial values."""
+    flow = build_maf(n_features, 3, n_hidden_layers, 12, activation=activation,
+                     batch_norm=batch_norm, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for name, parameter in flow.named_parameters():
+            if name.endswith(("log_gamma", "beta")):
+                parameter.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed))
+    return flow.double().train()
+
+
+def _autograd(flow, x):
+    flow.zero_grad(set_to_none=True)
+    loss = -flow.log_prob(x).mean()
+    loss.backward()
+    gradients = {p: p.grad.clone() for p in flow.parameters()}
+    flow.zero_grad(set_to_none=True)
+    return loss.detach(), gradients
+
+
+def _manual(flow, x):
+    # NaN everywhere first: every entry must be written.
+    gradients = {p: torch.full_like(p, float("nan")) for p in flow.parameters()}
+    return nll_and_gradients(flow, x, gradients), gradients
+
+
+@pytest.mark.parametrize(
+    "n_features, batch_norm, activation, n_hidden_layers",
+    [(1, True, "relu", 2), (2, False, "relu", 2), (2, True, "relu", 1), (5, True, "tanh", 3),
+     (16, True, "relu", 2), (17, False, "tanh", 1), (17, True, "relu", 2)],
+)
+def test_loss_and_every_gradient_match_autograd(n_features, batch_norm, activation,
+                                                n_hidden_layers):
+    flow = _maf(n_features, batch_norm, activation, n_hidden_layers)
+    x = 2 * torch.randn(64, n_features, dtype=torch.float64) + 1
+    expected_loss, expected = _autograd(flow, x)
+    loss, gradients = _manual(flow, x)
+
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-12, atol=1e-12)
+    scale = max(g.abs().max() for g in expected.values())
+    for name, parameter in flow.named_parameters():
+        torch.testing.assert_close(gradients[parameter], expected[parameter],
+                                   rtol=0, atol=1e-10 * scale, msg=name)
+
+
+def test_masked_out_weights_get_the_same_gradient_as_with_autograd():
+    # The training step zeroes them after Adam; the gradient itself is the dense one.
+    flow = _maf(6, batch_norm=False)
+    x = torch.randn(32, 6, dtype=torch.float64)
+    _, expected = _autograd(flow, x)
+    _, gradients = _manual(flow, x)
+    weight = flow.transforms[0].made.layers[0].weight
+    outside = flow.transforms[0].made.layers[0].mask == 0
+    assert expected[weight][outside].abs().max() > 0
+    torch.testing.assert_close(gradients[weight][outside], expected[weight][outside])
+
+
+def test_float32_matches_autograd_to_float32_rounding():
+    flow = _maf(10).float()
+    x = torch.randn(256, 10)
+    expected_loss, expected = _autograd(flow, x)
+    loss, gradients = _manual(flow, x)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-5)
+    scale = max(g.abs().max() for g in expected.values())
+    for parameter in flow.parameters():
+        torch.testing.assert_close(gradients[parameter], expected[parameter],
+                                   rtol=0, atol=1e-4 * scale)
+
+
+def test_leaves_grad_attributes_and_the_model_alone():
+    flow = _maf(3)
+    before = {name: value.clone() for name, value in flow.state_dict().items()}
+    _manual(flow, torch.randn(20, 3, dtype=torch.float64))
+    assert all(p.grad is None for p in flow.parameters())
+    for name, value in flow.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert flow.training
+
+
+@pytest.mark.parametrize("build, expected", [
+    (lambda: build_maf(3, 2, 1, 8), True),
+    (lambda: build_maf(3, 2, 1, 8, batch_norm=False, activation="tanh"), True),
+    (lambda: build_maf(3, 2, 1, 8, n_components=2), False),  # MAF MoG: mixture base
+    (lambda: build_made_mog(3, 1, 8, 2), False),
+    (lambda: build_realnvp(3, 2, 1, 8), False),
+])
+def test_supports_exactly_the_gaussian_maf(build, expected):
+    assert supports_manual_backward(build()) is expected
