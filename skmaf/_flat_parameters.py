@@ -64,7 +64,8 @@ class FlatParameters:
             torch.cat([g.reshape(-1) for g in grads], out=flat.grad)
 
     def flatten(self, values: dict, default: float) -> list[torch.Tensor]:
-        """``values[p]`` (shaped like ``p``) laid out like the flat tensors, ``default`` elsewhere."""
+        """``values[p]`` (shaped like ``p``) laid out like the flat tensors; ``default``
+        for the parameters not in ``values``."""
         return [torch.cat([values[p].reshape(-1).to(flat) if p in values
                            else torch.full((p.numel(),), default).to(flat) for p in group])
                 for flat, group in zip(self.flat, self.groups)]

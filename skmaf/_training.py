@@ -207,7 +207,8 @@ def _copy_state(model: Flow) -> dict:
 
 
 def run_epoch(model: Flow, step: TrainingStep, z_train, batch_size, rng, device) -> float:
-    """One pass of ``step`` over shuffled minibatches; returns the mean training NLL (model units)."""
+    """One pass of ``step`` over shuffled minibatches; returns the mean training NLL
+    (model units)."""
     model.train()
     n_train = z_train.shape[0]
     # Near-equal batches (sizes differ by at most one) instead of a ragged last

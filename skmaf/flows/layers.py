@@ -51,8 +51,9 @@ class MaskedLinear(Linear):
 
     The mask is applied to the weights, not to every forward pass: they are
     zeroed outside it at construction, and whoever updates them restores the
-    zeros (the training step does, after each optimiser step). A masked product in every forward pass, and its backward, cost a
-    training step two extra kernels per layer; on a small flow, where per-kernel
+    zeros (the training step does, after each optimiser step). A masked
+    product in every forward pass, and its backward, cost a training step two
+    extra kernels per layer; on a small flow, where per-kernel
     overhead dominates, that was measurable (benchmarks/README.md).
     """
 
