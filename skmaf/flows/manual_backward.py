@@ -23,6 +23,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
@@ -112,12 +113,10 @@ def _affine_forward(transform: MaskedAffineAutoregressive, x: torch.Tensor):
     cache.hidden = []
     h = x
     for layer in made.layers[:-1]:
-        h = made.activation(torch.addmm(layer.bias, h, layer.weight.t()))
+        h = made.activation(F.linear(h, layer.weight, layer.bias))
         cache.hidden.append(h)
     last = made.layers[-1]
-    out = torch.addmm(last.bias, h, last.weight.t())
-    n_features = x.shape[1]
-    mu, raw_alpha = out[:, :n_features], out[:, n_features:]
+    mu, raw_alpha = F.linear(h, last.weight, last.bias).split(x.shape[1], dim=1)
     # minus_alpha = -soft_clamp(raw_alpha), as in MaskedAffineAutoregressive.forward
     cache.tanh = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND))
     cache.minus_alpha = cache.tanh * -LOG_SCALE_BOUND
@@ -139,7 +138,7 @@ def _affine_backward(transform, cache: _AffineCache, grad_y, gradients, constant
     n_rows, n_features = grad_y.shape
     padded = _padded_width(n_features)
     grad_out = grad_y.new_empty(n_rows, 2 * n_features)
-    grad_mu, grad_raw = grad_out[:, :n_features], grad_out[:, n_features:]
+    grad_mu, grad_raw = grad_out.split(n_features, dim=1)
     # d/dx through x - mu, in the padded width of the input gradient below
     direct_padded = grad_y.new_zeros(n_rows, padded)
     direct = direct_padded[:, :n_features]
