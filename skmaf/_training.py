@@ -24,7 +24,7 @@ from ._flat_parameters import FlatParameters
 from ._progress import make_reporter
 from .flows import Flow
 from .flows.layers import MaskedLinear
-from .flows.manual_backward import nll_and_gradients, supports_manual_backward
+from .flows.manual_backward import ManualBackward, supports_manual_backward
 
 __all__ = [
     "CompiledLoss",
@@ -109,6 +109,8 @@ class TrainingStep:
         self.loss = negative_log_likelihood if loss is None else loss
         self.manual_backward = (manual_backward and loss is None
                                 and supports_manual_backward(model))
+        self._manual = (ManualBackward(model, self.parameters.gradients)
+                        if self.manual_backward else None)
         # Masked layers multiply by their masks once per step, here, instead of
         # in every forward pass. Adam moves a masked-out weight (its gradient
         # is not zero), and this puts it back to zero: the weights inside the
@@ -123,7 +125,7 @@ class TrainingStep:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Update the model on ``batch``; returns the minibatch loss (0-d, detached)."""
         if self.manual_backward:
-            loss = nll_and_gradients(self.model, batch, self.parameters.gradients)
+            loss = self._manual(batch)
         else:
             self.model.zero_grad(set_to_none=True)
             loss = self.loss(self.model, batch)

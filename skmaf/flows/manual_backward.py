@@ -29,11 +29,11 @@ from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
 from .normalization import BatchNorm
 
-__all__ = ["nll_and_gradients", "supports_manual_backward"]
+__all__ = ["ManualBackward", "nll_and_gradients", "supports_manual_backward"]
 
 
 def supports_manual_backward(flow: Flow) -> bool:
-    """Whether :func:`nll_and_gradients` can train ``flow`` (a MAF, with or without batch norm).
+    """Whether :class:`ManualBackward` can train ``flow`` (a MAF, with or without batch norm).
 
     Exact types only: the manual pass bypasses ``forward`` and ``log_prob``,
     so a subclass that overrides them (or a wrapper) must train through autograd.
@@ -51,45 +51,66 @@ def supports_manual_backward(flow: Flow) -> bool:
     return True
 
 
-@torch.no_grad()
-def nll_and_gradients(flow: Flow, x: torch.Tensor, gradients: dict) -> torch.Tensor:
-    """The mean negative log-likelihood of the minibatch ``x``, and its gradient.
+class ManualBackward:
+    """The mean negative log-likelihood of a minibatch under ``flow``, and its gradient.
 
-    The gradient with respect to each parameter ``p`` of ``flow`` is written
-    into ``gradients[p]``, a tensor of ``p``'s shape (it may be a view into a
-    larger buffer); nothing else is touched, and ``p.grad`` is not used.
-    Batch norm layers use the minibatch statistics (training mode).
+    Parameters
+    ----------
+    flow : Flow
+        A MAF, as :func:`supports_manual_backward` checks.
+    gradients : dict
+        ``gradients[p]``, for each parameter ``p`` of ``flow``: a tensor of
+        ``p``'s shape (it may be a view into a larger buffer) where each call
+        writes the gradient with respect to ``p``. ``p.grad`` is not used.
 
-    Returns the loss as a 0-d tensor: what ``-flow.log_prob(x).mean()``
-    returns in training mode.
+    The flow's layers are read once, here, into plain lists: looking up
+    modules and attributes on every step cost about a fifth of the step's
+    Python time. The parameters are held, not copied, so the flow's
+    parameters may be rebound (``p.data = ...``) between calls.
     """
-    n_rows, n_features = x.shape
-    caches = []
-    log_dets = []  # each layer's log|det| summed over the rows, as 0-d tensors
-    for transform in flow.transforms:
-        if type(transform) is BatchNorm:
-            x, cache = _batch_norm_forward(transform, x)
-            log_dets.append(cache.log_scale.sum() * n_rows)
-        else:
-            x, cache = _affine_forward(transform, x)
-            log_dets.append(cache.minus_alpha.sum())
-        caches.append(cache)
 
-    # The loss: 0.5 |u|^2 + (D/2) log(2 pi) - log|det|, averaged over the rows.
-    loss = (x.square().sum() * 0.5 - torch.stack(log_dets).sum()) / n_rows
-    loss += 0.5 * n_features * math.log(2 * math.pi)
+    def __init__(self, flow: Flow, gradients: dict):
+        self._steps = [
+            _BatchNormStep(t, gradients) if type(t) is BatchNorm else _AffineStep(t, gradients)
+            for t in flow.transforms
+        ]
+        self._constants = {}
 
-    grad = x / n_rows  # d loss / d u
-    constants = _Constants(x, n_rows)
-    for index in range(len(caches) - 1, -1, -1):
-        transform, cache = flow.transforms[index], caches[index]
-        need_input_gradient = index > 0  # the flow's own input is data
-        if type(transform) is BatchNorm:
-            grad = _batch_norm_backward(transform, cache, grad, gradients, constants)
-        else:
-            grad = _affine_backward(transform, cache, grad, gradients, constants,
-                                    need_input_gradient)
-    return loss
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Write the gradient for the minibatch ``x``; return the loss (0-d).
+
+        The loss is what ``-flow.log_prob(x).mean()`` returns in training mode:
+        batch norm layers use the minibatch statistics.
+        """
+        n_rows, n_features = x.shape
+        caches = []
+        # log|det| of each layer as a 0-d tensor: summed over the rows for
+        # MADE steps, of one row for batch norm (the same for every row).
+        log_dets = {_AffineStep: [], _BatchNormStep: []}
+        for step in self._steps:
+            x, cache, log_det = step.forward(x)
+            caches.append(cache)
+            log_dets[type(step)].append(log_det)
+        # The loss: 0.5 |u|^2 + (D/2) log(2 pi) - log|det|, averaged over the rows.
+        loss = (x.square().sum() * 0.5 - torch.stack(log_dets[_AffineStep]).sum()) / n_rows
+        if log_dets[_BatchNormStep]:
+            loss -= torch.stack(log_dets[_BatchNormStep]).sum()
+        loss += 0.5 * n_features * math.log(2 * math.pi)
+
+        constants = self._constants.get((n_rows, x.dtype, x.device))
+        if constants is None:
+            constants = self._constants[n_rows, x.dtype, x.device] = _Constants(x, n_rows)
+        grad = x / n_rows  # d loss / d u
+        for index in range(len(self._steps) - 1, -1, -1):
+            # The flow's own input is data: no gradient needed there.
+            grad = self._steps[index].backward(caches[index], grad, constants, index > 0)
+        return loss
+
+
+def nll_and_gradients(flow: Flow, x: torch.Tensor, gradients: dict) -> torch.Tensor:
+    """``ManualBackward(flow, gradients)(x)``: the loss, its gradient written into ``gradients``."""
+    return ManualBackward(flow, gradients)(x)
 
 
 class _Constants:
@@ -102,119 +123,113 @@ class _Constants:
         self.inverse_rows = 1.0 / n_rows
 
 
-class _AffineCache:
-    __slots__ = ("inputs", "hidden", "tanh", "scale", "output", "minus_alpha")
+class _AffineStep:
+    """A Gaussian MADE step ``y = (x - mu) * exp(m)``, ``m = -7 tanh(raw / 7)``, log|det| = sum(m)."""
+
+    def __init__(self, transform: MaskedAffineAutoregressive, gradients: dict):
+        made = transform.made
+        self.layers = [(layer.weight, layer.bias, gradients[layer.weight], gradients[layer.bias])
+                       for layer in made.layers]
+        self.relu = type(made.activation) is nn.ReLU
+        self.activation = torch.relu if self.relu else torch.tanh
+        self.n_features = made.n_features
+        # MKL multiplies a D-wide operand 2-3x faster when it is zero-padded
+        # to a multiple of 16 columns (measured with D = 2, 10, 27, 62), more
+        # than the padding costs: the first layer's gradients are computed so.
+        self.padded_width = -(-self.n_features // 16) * 16
+
+    def forward(self, x):
+        hidden = []
+        h = x
+        for weight, bias, _, _ in self.layers[:-1]:
+            h = self.activation(F.linear(h, weight, bias))
+            hidden.append(h)
+        weight, bias, _, _ = self.layers[-1]
+        mu, raw_alpha = F.linear(h, weight, bias).split(self.n_features, dim=1)
+        # minus_alpha = -soft_clamp(raw_alpha), as in MaskedAffineAutoregressive.forward
+        tanh = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND))
+        minus_alpha = tanh * -LOG_SCALE_BOUND
+        scale = torch.exp(minus_alpha)
+        y = (x - mu).mul_(scale)
+        return y, (x, hidden, tanh, scale, y), minus_alpha.sum()
+
+    def backward(self, cache, grad_y, constants, need_input_gradient):
+        """Gradients of the MADE's weights from ``grad_y = d loss / d y``; returns d loss / d x.
+
+        Each row's log|det| ``sum(m)`` enters the loss with weight ``-1/n``, so
+        ``d/dx (direct) = grad_y s``, ``d/dmu = -grad_y s``,
+        ``d/dm = grad_y y - 1/n`` and ``dm/draw = tanh^2 - 1``, with ``s = exp(m)``.
+        """
+        x, hidden, tanh, scale, y = cache
+        n_rows, n_features = grad_y.shape
+        grad_out = grad_y.new_empty(n_rows, 2 * n_features)
+        grad_mu, grad_raw = grad_out.split(n_features, dim=1)
+        # d/dx through x - mu, in the padded width of the input gradient below
+        direct_padded = grad_y.new_zeros(n_rows, self.padded_width)
+        direct = direct_padded[:, :n_features]
+        torch.mul(grad_y, scale, out=direct)
+        torch.neg(direct, out=grad_mu)
+        grad_minus_alpha = torch.addcmul(constants.minus_inverse_rows, grad_y, y)
+        torch.mul(grad_minus_alpha, torch.addcmul(constants.minus_one, tanh, tanh),
+                  out=grad_raw)
+
+        grad = grad_out
+        for depth in range(len(self.layers) - 1, 0, -1):
+            weight, _, grad_weight, grad_bias = self.layers[depth]
+            below = hidden[depth - 1]
+            torch.mm(grad.t(), below, out=grad_weight)
+            torch.sum(grad, dim=0, out=grad_bias)
+            grad = torch.mm(grad, weight)
+            if self.relu:
+                grad = torch.ops.aten.threshold_backward(grad, below, 0)
+            else:
+                grad.mul_(1 - below.square())  # tanh' = 1 - tanh^2
+
+        weight, _, grad_weight, grad_bias = self.layers[0]
+        grad_weight.copy_(torch.mm(grad.t(), self._padded(x))[:, :n_features])
+        torch.sum(grad, dim=0, out=grad_bias)
+        if not need_input_gradient:
+            return None
+        return torch.addmm(direct_padded, grad, self._padded(weight))[:, :n_features]
+
+    def _padded(self, matrix):
+        if matrix.shape[1] == self.padded_width:
+            return matrix
+        return F.pad(matrix, (0, self.padded_width - matrix.shape[1]))
 
 
-def _affine_forward(transform: MaskedAffineAutoregressive, x: torch.Tensor):
-    made = transform.made
-    cache = _AffineCache()
-    cache.inputs = x
-    cache.hidden = []
-    h = x
-    for layer in made.layers[:-1]:
-        h = made.activation(F.linear(h, layer.weight, layer.bias))
-        cache.hidden.append(h)
-    last = made.layers[-1]
-    mu, raw_alpha = F.linear(h, last.weight, last.bias).split(x.shape[1], dim=1)
-    # minus_alpha = -soft_clamp(raw_alpha), as in MaskedAffineAutoregressive.forward
-    cache.tanh = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND))
-    cache.minus_alpha = cache.tanh * -LOG_SCALE_BOUND
-    cache.scale = torch.exp(cache.minus_alpha)
-    cache.output = (x - mu).mul_(cache.scale)
-    return cache.output, cache
-
-
-def _affine_backward(transform, cache: _AffineCache, grad_y, gradients, constants,
-                     need_input_gradient: bool):
-    """Gradients of the MADE's weights from ``grad_y = d loss / d y``; returns d loss / d x.
-
-    With ``y = (x - mu) s``, ``s = exp(m)``, ``m = -7 tanh(raw / 7)`` and each
-    row's log|det| ``sum(m)`` entering the loss with weight ``-1/n``:
-    ``d/dx (direct) = grad_y s``, ``d/dmu = -grad_y s``,
-    ``d/dm = grad_y y - 1/n`` and ``dm/draw = tanh^2 - 1``.
-    """
-    made = transform.made
-    n_rows, n_features = grad_y.shape
-    padded = _padded_width(n_features)
-    grad_out = grad_y.new_empty(n_rows, 2 * n_features)
-    grad_mu, grad_raw = grad_out.split(n_features, dim=1)
-    # d/dx through x - mu, in the padded width of the input gradient below
-    direct_padded = grad_y.new_zeros(n_rows, padded)
-    direct = direct_padded[:, :n_features]
-    torch.mul(grad_y, cache.scale, out=direct)
-    torch.neg(direct, out=grad_mu)
-    grad_minus_alpha = torch.addcmul(constants.minus_inverse_rows, grad_y, cache.output)
-    torch.mul(grad_minus_alpha, torch.addcmul(constants.minus_one, cache.tanh, cache.tanh),
-              out=grad_raw)
-
-    grad = grad_out
-    layers = made.layers
-    for depth in range(len(layers) - 1, 0, -1):
-        layer, below = layers[depth], cache.hidden[depth - 1]
-        torch.mm(grad.t(), below, out=gradients[layer.weight])
-        torch.sum(grad, dim=0, out=gradients[layer.bias])
-        grad = _activation_backward(made.activation, torch.mm(grad, layer.weight), below)
-
-    # The first layer, whose D inputs are few: MKL multiplies a D-wide operand
-    # 2-3x faster when it is zero-padded to a multiple of 16 columns
-    # (measured with D = 2, 10, 27, 62), more than the padding costs.
-    first = layers[0]
-    inputs = _pad_columns(cache.inputs, padded)
-    gradients[first.weight].copy_(torch.mm(grad.t(), inputs)[:, :n_features])
-    torch.sum(grad, dim=0, out=gradients[first.bias])
-    if not need_input_gradient:
-        return None
-    weight = _pad_columns(first.weight, padded)
-    return torch.addmm(direct_padded, grad, weight)[:, :n_features]
-
-
-def _padded_width(n_features: int) -> int:
-    return -(-n_features // 16) * 16
-
-
-def _pad_columns(matrix: torch.Tensor, width: int) -> torch.Tensor:
-    if matrix.shape[1] == width:
-        return matrix
-    return torch.nn.functional.pad(matrix, (0, width - matrix.shape[1]))
-
-
-def _activation_backward(activation: nn.Module, grad: torch.Tensor, output: torch.Tensor):
-    """d loss / d pre-activation, from the gradient and value of the activation's output."""
-    if type(activation) is nn.ReLU:
-        return torch.ops.aten.threshold_backward(grad, output, 0)
-    return grad.mul_(1 - output.square())  # tanh' = 1 - tanh^2
-
-
-class _BatchNormCache:
-    __slots__ = ("centred", "variance", "log_scale", "scale")
-
-
-def _batch_norm_forward(transform: BatchNorm, x: torch.Tensor):
+class _BatchNormStep:
     """``u = (x - mean) * exp(log_scale) + beta`` with minibatch statistics (training mode)."""
-    cache = _BatchNormCache()
-    # Not torch.var_mean: on a (256, 62) batch it took 140 us, these three 40.
-    cache.centred = x - x.mean(dim=0)
-    cache.variance = cache.centred.square().mean(dim=0).add_(transform.eps)
-    cache.log_scale = transform.log_gamma - 0.5 * torch.log(cache.variance)
-    cache.scale = torch.exp(cache.log_scale)
-    return torch.addcmul(transform.beta, cache.centred, cache.scale), cache
 
+    def __init__(self, transform: BatchNorm, gradients: dict):
+        self.log_gamma, self.beta, self.eps = transform.log_gamma, transform.beta, transform.eps
+        self.grad_log_gamma = gradients[transform.log_gamma]
+        self.grad_beta = gradients[transform.beta]
 
-def _batch_norm_backward(transform: BatchNorm, cache: _BatchNormCache, grad_u, gradients,
-                         constants):
-    """Batch norm's gradients, the mean and variance being functions of the batch.
+    def forward(self, x):
+        # Not torch.var_mean: on a (256, 62) batch it took 140 us, these three 40.
+        centred = x - x.mean(dim=0)
+        variance = centred.square().mean(dim=0).add_(self.eps)
+        log_scale = torch.add(self.log_gamma, torch.log(variance), alpha=-0.5)
+        scale = torch.exp(log_scale)
+        u = torch.addcmul(self.beta, centred, scale)
+        return u, (centred, variance, scale), log_scale.sum()
 
-    With ``c = exp(log_scale)``, ``v`` the variance plus eps and each row's
-    log|det| ``sum(log_scale)``: ``d/dbeta = sum_rows grad_u``,
-    ``d/dlog_gamma = c sum_rows(grad_u (x - mean)) - 1``, and
-    ``d/dx = c (grad_u - d/dbeta / n) - (x - mean) d/dlog_gamma / (n v)``
-    (the variance's own dependence on the mean vanishes: the centred rows sum to 0).
-    """
-    grad_beta = torch.sum(grad_u, dim=0, out=gradients[transform.beta])
-    grad_log_gamma = gradients[transform.log_gamma]
-    torch.mul(torch.sum(grad_u * cache.centred, dim=0), cache.scale, out=grad_log_gamma)
-    grad_log_gamma.sub_(1.0)
-    coefficient = torch.div(grad_log_gamma, cache.variance).mul_(constants.inverse_rows)
-    grad_x = torch.sub(grad_u, grad_beta, alpha=constants.inverse_rows).mul_(cache.scale)
-    return grad_x.addcmul_(cache.centred, coefficient, value=-1)
+    def backward(self, cache, grad_u, constants, need_input_gradient):
+        """Batch norm's gradients, the mean and variance being functions of the batch.
+
+        With ``c = exp(log_scale)``, ``v`` the variance plus eps and each row's
+        log|det| ``sum(log_scale)``: ``d/dbeta = sum_rows grad_u``,
+        ``d/dlog_gamma = c sum_rows(grad_u (x - mean)) - 1``, and
+        ``d/dx = c (grad_u - d/dbeta / n) - (x - mean) d/dlog_gamma / (n v)``
+        (the variance's own dependence on the mean vanishes: the centred rows sum to 0).
+        """
+        centred, variance, scale = cache
+        grad_beta = torch.sum(grad_u, dim=0, out=self.grad_beta)
+        grad_log_gamma = torch.addcmul(constants.minus_one, torch.sum(grad_u * centred, dim=0),
+                                       scale, out=self.grad_log_gamma)
+        if not need_input_gradient:
+            return None
+        grad_x = torch.sub(grad_u, grad_beta, alpha=constants.inverse_rows).mul_(scale)
+        return grad_x.addcmul_(centred, torch.div(grad_log_gamma, variance),
+                               value=-constants.inverse_rows)
