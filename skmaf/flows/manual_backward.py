@@ -109,7 +109,7 @@ class ManualBackward:
 
 
 def nll_and_gradients(flow: Flow, x: torch.Tensor, gradients: dict) -> torch.Tensor:
-    """``ManualBackward(flow, gradients)(x)``: the loss, its gradient written into ``gradients``."""
+    """``ManualBackward(flow, gradients)(x)``: the loss; the gradient goes into ``gradients``."""
     return ManualBackward(flow, gradients)(x)
 
 
@@ -124,7 +124,8 @@ class _Constants:
 
 
 class _AffineStep:
-    """A Gaussian MADE step ``y = (x - mu) * exp(m)``, ``m = -7 tanh(raw / 7)``, log|det| = sum(m)."""
+    """A Gaussian MADE step: ``y = (x - mu) * exp(m)``, ``m = -7 tanh(raw / 7)``,
+    ``log|det| = sum(m)``."""
 
     def __init__(self, transform: MaskedAffineAutoregressive, gradients: dict):
         made = transform.made
