@@ -138,6 +138,7 @@ class _AffineStep:
         # to a multiple of 16 columns (measured with D = 2, 10, 27, 62), more
         # than the padding costs: the first layer's gradients are computed so.
         self.padded_width = -(-self.n_features // 16) * 16
+        self._buffers = {}
 
     def forward(self, x):
         hidden = []
@@ -146,7 +147,7 @@ class _AffineStep:
             h = self.activation(F.linear(h, weight, bias))
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
-        mu, raw_alpha = F.linear(h, weight, bias).split(self.n_features, dim=1)
+        mu, raw_alpha = F.linear(h, weight, bias).tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha), as in MaskedAffineAutoregressive.forward
         tanh = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND))
         minus_alpha = tanh * -LOG_SCALE_BOUND
@@ -162,12 +163,8 @@ class _AffineStep:
         ``d/dm = grad_y y - 1/n`` and ``dm/draw = tanh^2 - 1``, with ``s = exp(m)``.
         """
         x, hidden, tanh, scale, y = cache
-        n_rows, n_features = grad_y.shape
-        grad_out = grad_y.new_empty(n_rows, 2 * n_features)
-        grad_mu, grad_raw = grad_out.split(n_features, dim=1)
-        # d/dx through x - mu, in the padded width of the input gradient below
-        direct_padded = grad_y.new_zeros(n_rows, self.padded_width)
-        direct = direct_padded[:, :n_features]
+        n_features = self.n_features
+        grad_out, grad_mu, grad_raw, direct_padded, direct = self._buffers_like(grad_y)
         torch.mul(grad_y, scale, out=direct)
         torch.neg(direct, out=grad_mu)
         grad_minus_alpha = torch.addcmul(constants.minus_inverse_rows, grad_y, y)
@@ -193,10 +190,21 @@ class _AffineStep:
             return None
         return torch.addmm(direct_padded, grad, self._padded(weight))[:, :n_features]
 
+    def _buffers_like(self, grad_y):
+        """Buffers for d/d(mu, raw) and for d/dx through ``x - mu`` (zero-padded to the
+        padded width), kept from step to step: an allocation is an op's worth of time."""
+        key = (grad_y.shape[0], grad_y.dtype, grad_y.device)
+        if key not in self._buffers:
+            grad_out = grad_y.new_empty(grad_y.shape[0], 2 * self.n_features)
+            direct_padded = grad_y.new_zeros(grad_y.shape[0], self.padded_width)
+            self._buffers[key] = (grad_out, *grad_out.tensor_split(2, dim=1),
+                                  direct_padded, direct_padded[:, :self.n_features])
+        return self._buffers[key]
+
     def _padded(self, matrix):
         if matrix.shape[1] == self.padded_width:
             return matrix
-        return F.pad(matrix, (0, self.padded_width - matrix.shape[1]))
+        return torch.constant_pad_nd(matrix, (0, self.padded_width - matrix.shape[1]))
 
 
 class _BatchNormStep:
