@@ -95,3 +95,17 @@ def test_leaves_grad_attributes_and_the_model_alone():
 ])
 def test_supports_exactly_the_gaussian_maf(build, expected):
     assert supports_manual_backward(build()) is expected
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 3])
+def test_tiny_batches_match_autograd(n_rows):
+    # Batch norm of one row: zero variance, the scale set by eps alone.
+    flow = _maf(3)
+    x = torch.randn(n_rows, 3, dtype=torch.float64)
+    expected_loss, expected = _autograd(flow, x)
+    loss, gradients = _manual(flow, x)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-10, atol=0)
+    scale = max(g.abs().max() for g in expected.values())
+    for parameter in flow.parameters():
+        torch.testing.assert_close(gradients[parameter], expected[parameter],
+                                   rtol=0, atol=1e-10 * scale)
