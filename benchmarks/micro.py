@@ -6,9 +6,12 @@ by round (A B C ..., repeated), and each figure is the median over rounds, so
 drift on a shared machine hits all alike. The roofline is the dense float32
 matmul rate of a 256x100 by 100x100 product, the shape that dominates a step; each
 step is also stated as the fraction of it that its dense-equivalent FLOPs reach.
-"plain MLP" is the same shapes unmasked, with no flow arithmetic: a reference for
-what the masks and the flow cost. "compiled" rows are ``MAFDensity(compile=True)``:
-the step through ``torch.compile``, its one-off compilation in the untimed warm-up. Run:
+"plain MLP" is the same shapes unmasked, with no flow arithmetic, through autograd:
+a reference for what the masks and the flow cost. "skmaf" rows are what
+``MAFDensity.fit`` runs (the hand-written backward pass); "skmaf autograd" is the same
+step through autograd, and "skmaf autograd compiled" that through ``torch.compile``
+(what ``compile=True`` does for the models the hand-written pass does not cover), its
+one-off compilation in the untimed warm-up. Run:
 
     python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 5] [--threads 1]
         [--output benchmarks/micro.json]
@@ -60,10 +63,11 @@ def _autograd_step(parameters, log_prob):
     return step
 
 
-def skmaf_step(n_features: int, batch_norm: bool, compile: bool = False):
+def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
+               compile: bool = False):
     """What ``MAFDensity.fit`` runs per step (its ``TrainingStep``, default options);
-    ``compile`` as ``MAFDensity(compile=True)``, whose one-off compilation happens in
-    the untimed warm-up steps."""
+    ``autograd`` without the hand-written backward pass, ``compile`` through
+    ``torch.compile`` (its one-off compilation happens in the untimed warm-up steps)."""
     from skmaf._training import CompiledLoss, TrainingOptions, TrainingStep
     from skmaf.flows import build_maf
 
@@ -71,7 +75,8 @@ def skmaf_step(n_features: int, batch_norm: bool, compile: bool = False):
                      generator=torch.Generator().manual_seed(0)).train()
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
                               early_stopping=True, n_iter_no_change=1, tol=0.0)
-    return TrainingStep(flow, options, BATCH, loss=CompiledLoss() if compile else None)
+    return TrainingStep(flow, options, BATCH, loss=CompiledLoss() if compile else None,
+                        manual_backward=not autograd)
 
 
 def zuko_step(n_features: int):
@@ -105,8 +110,9 @@ def plain_mlp_step(n_features: int):
 LIBRARIES = {
     "skmaf": lambda d: skmaf_step(d, batch_norm=False),
     "skmaf+BN": lambda d: skmaf_step(d, batch_norm=True),
-    "skmaf compiled": lambda d: skmaf_step(d, batch_norm=False, compile=True),
-    "skmaf+BN compiled": lambda d: skmaf_step(d, batch_norm=True, compile=True),
+    "skmaf autograd": lambda d: skmaf_step(d, batch_norm=False, autograd=True),
+    "skmaf autograd compiled": lambda d: skmaf_step(d, batch_norm=False, autograd=True,
+                                                    compile=True),
     "zuko": zuko_step,
     "nflows": lambda d: nflows_step(d, batch_norm=False),
     "nflows+BN": lambda d: nflows_step(d, batch_norm=True),

@@ -245,8 +245,12 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
+    # compile=True compiles the autograd loss. A MAF that the hand-written
+    # backward pass covers trains as fast without it (benchmarks/README.md),
+    # so it skips the 5-20 s compilation.
+    compile_loss = options.compile and not supports_manual_backward(model)
     step = TrainingStep(model, options, batch_size,
-                        loss=CompiledLoss() if options.compile else None)
+                        loss=CompiledLoss() if compile_loss else None)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
