@@ -118,8 +118,8 @@ class _Constants:
 
     def __init__(self, like: torch.Tensor, n_rows: int):
         self.minus_one = like.new_full((), -1.0)
-        # d loss / d (one row's log|det|)
-        self.minus_inverse_rows = like.new_full((), -1.0 / n_rows)
+        # -4 d loss / d (one row's log|det|)
+        self.four_inverse_rows = like.new_full((), 4.0 / n_rows)
         self.inverse_rows = 1.0 / n_rows
 
 
@@ -148,27 +148,29 @@ class _AffineStep:
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
         mu, raw_alpha = F.linear(h, weight, bias).tensor_split(2, dim=1)
-        # minus_alpha = -soft_clamp(raw_alpha), as in MaskedAffineAutoregressive.forward
-        tanh = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND))
-        minus_alpha = tanh * -LOG_SCALE_BOUND
+        # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
+        # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
+        sigmoid = torch.sigmoid(raw_alpha * (2 / LOG_SCALE_BOUND))
+        minus_alpha = torch.rsub(sigmoid, LOG_SCALE_BOUND, alpha=2 * LOG_SCALE_BOUND)
         scale = torch.exp(minus_alpha)
         y = (x - mu).mul_(scale)
-        return y, (x, hidden, tanh, scale, y), minus_alpha.sum()
+        return y, (x, hidden, sigmoid, scale, y), minus_alpha.sum()
 
     def backward(self, cache, grad_y, constants, need_input_gradient):
         """Gradients of the MADE's weights from ``grad_y = d loss / d y``; returns d loss / d x.
 
         Each row's log|det| ``sum(m)`` enters the loss with weight ``-1/n``, so
         ``d/dx (direct) = grad_y s``, ``d/dmu = -grad_y s``,
-        ``d/dm = grad_y y - 1/n`` and ``dm/draw = tanh^2 - 1``, with ``s = exp(m)``.
+        ``d/dm = grad_y y - 1/n`` and ``dm/draw = -4 sigmoid (1 - sigmoid)``, with
+        ``s = exp(m)`` and the sigmoid of the forward pass.
         """
-        x, hidden, tanh, scale, y = cache
+        x, hidden, sigmoid, scale, y = cache
         n_features = self.n_features
         grad_out, grad_mu, grad_raw, direct_padded, direct = self._buffers_like(grad_y)
         torch.mul(grad_y, scale, out=direct)
         torch.neg(direct, out=grad_mu)
-        grad_minus_alpha = torch.addcmul(constants.minus_inverse_rows, grad_y, y)
-        torch.mul(grad_minus_alpha, torch.addcmul(constants.minus_one, tanh, tanh),
+        minus_4_grad_minus_alpha = torch.addcmul(constants.four_inverse_rows, grad_y, y, value=-4)
+        torch.mul(minus_4_grad_minus_alpha, torch.addcmul(sigmoid, sigmoid, sigmoid, value=-1),
                   out=grad_raw)
 
         grad = grad_out
