@@ -1,10 +1,12 @@
 """MAF's training loss and its gradient, with the backward pass written out by hand.
 
 A MAF training step at the paper's sizes (K=5, L=2, H=100, batch 256) is
-small: about 100 MFLOP, 1.5 ms of matrix products on one CPU core. With
-autograd it took 6 ms, most of it per-op bookkeeping (recording the graph,
-saving tensors, accumulating gradients); the same arithmetic written out
-here takes 4 ms (``benchmarks/micro.py``). The backward pass of a MAF is
+small: about 100 MFLOP at D=10, 1.5 ms of matrix products on one CPU core,
+and through autograd most of its 6-10 ms went to per-op bookkeeping
+(recording the graph, saving tensors, accumulating gradients) and module
+calls. The same arithmetic written out here runs 1.4-1.8x faster
+(``benchmarks/micro.py``, rows "skmaf" against "skmaf autograd"; the choices
+inside are measured by ``benchmarks/step_parts.py``). The backward pass of a MAF is
 short enough to write down: for one MADE step ``y = (x - mu) * exp(m)`` with
 ``m = -7 tanh(raw / 7)`` (:func:`~skmaf.flows.autoregressive.soft_clamp`) and
 ``log|det| = sum(m)``, and for batch norm with minibatch statistics.
@@ -64,9 +66,10 @@ class ManualBackward:
         writes the gradient with respect to ``p``. ``p.grad`` is not used.
 
     The flow's layers are read once, here, into plain lists: looking up
-    modules and attributes on every step cost about a fifth of the step's
-    Python time. The parameters are held, not copied, so the flow's
-    parameters may be rebound (``p.data = ...``) between calls.
+    modules and attributes on every step took 0.8 of the 2 ms that a tiny
+    MAF's step (D=2, H=4, batch 8) spends outside arithmetic. The parameters
+    are held, not copied, so they may be rebound (``p.data = ...``) between
+    calls.
     """
 
     def __init__(self, flow: Flow, gradients: dict):
@@ -218,8 +221,9 @@ class _BatchNormStep:
     d/dx, d/dgamma and d/dbeta in one more; what they leave out is the
     log-determinant ``sum(log_scale)`` per row, which enters the loss as
     ``-sum(log_scale)``: its derivative is -1 in ``log_gamma`` and
-    ``(x - mean) / (n (var + eps))`` in ``x``. Five times fewer ops than the
-    same formulas written out, on a layer whose cost is all per-op overhead.
+    ``(x - mean) / (n (var + eps))`` in ``x``. 11 ops a layer, forward and
+    backward, against 18 for the same formulas written out: on a layer whose
+    cost is all per-op overhead, that halved its time.
     """
 
     def __init__(self, transform: BatchNorm, gradients: dict):
