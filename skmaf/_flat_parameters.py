@@ -23,8 +23,9 @@ class FlatParameters:
     Parameters
     ----------
     groups : list of list of torch.nn.Parameter
-        Each group becomes one flat parameter (an optimiser parameter group).
-        A parameter must not appear twice; all must share dtype and device.
+        Each group, not empty, becomes one flat parameter (an optimiser
+        parameter group). A parameter must not appear twice; all must share
+        dtype and device.
 
     Attributes
     ----------
@@ -46,8 +47,6 @@ class FlatParameters:
         self.groups = []
         for group in groups:
             group = list(group)
-            if not group:
-                continue
             flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in group]))
             flat.grad = torch.zeros_like(flat)
             for p, data, grad in zip(group, _split_like(flat.data, group),
