@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .layers import ACTIVATIONS, MaskedLinear
 
@@ -158,15 +157,9 @@ class MADE(nn.Module):
         masks[-1] = np.tile(masks[-1], (n_params, 1))
         self.layers = nn.ModuleList(MaskedLinear(mask, generator) for mask in masks)
         self.activation = ACTIVATIONS[activation]()
-        # For sequential evaluation (sampling): which hidden units of each layer
-        # have each degree 0..D, and which output rows belong to each input.
-        degrees = [hidden_degrees(n_features, n_hidden_units, n_context_features > 0)] * len(
-            masks[:-1]
-        )
-        self._units_by_degree = [
-            [torch.from_numpy(np.flatnonzero(layer_degrees == d)) for d in range(n_features + 1)]
-            for layer_degrees in degrees
-        ]
+        # For sequential evaluation (sampling): the degrees of each hidden layer.
+        self._hidden_degrees = [hidden_degrees(n_features, n_hidden_units,
+                                               n_context_features > 0)] * len(masks[:-1])
         self.context = None
         if n_context_features:
             self.context = MaskedLinear(
@@ -191,28 +184,69 @@ class MADE(nn.Module):
         (shape ``(n, n_params)``) and returns its values ``(n,)``. Each hidden
         unit is computed exactly once, as soon as every input it depends on is
         final, so drawing all D inputs costs about one forward pass, not D.
+
+        The hidden units are sorted by degree, so that those of one degree are
+        a block of rows of a weight matrix and of the (transposed) activations,
+        and the units they depend on are a leading block of the layer below:
+        each block is one product over only the inputs that can be nonzero.
         """
-        x = like.new_zeros(n, self.n_features)
-        weights = [layer.weight for layer in self.layers]  # zero outside the masks
-        biases = [layer.bias for layer in self.layers]
-        hidden = [like.new_zeros(n, w.shape[0]) for w in weights[:-1]]
-        context_input = self.context(context) if self.context is not None else None
+        plan = _DegreeSortedPlan(self, context)
+        x_t = like.new_zeros(self.n_features, n)  # inputs as rows: one row per decision
+        hidden_t = [like.new_zeros(len(degrees), n) for degrees in self._hidden_degrees]
 
         def compute_units_of_degree(degree):
-            below = x
-            for k, (h, units) in enumerate(zip(hidden, self._units_by_degree)):
-                index = units[degree]
-                if len(index):
-                    pre = F.linear(below, weights[k][index], biases[k][index])
-                    if k == 0 and context_input is not None:
-                        pre = pre + context_input[:, index]
-                    h[:, index] = self.activation(pre)
-                below = h
+            below = x_t
+            for k, h_t in enumerate(hidden_t):
+                start, end = plan.units[k][degree], plan.units[k][degree + 1]
+                if end > start:
+                    n_inputs = len(below) if k == 0 else plan.units[k - 1][degree + 1]
+                    pre = torch.addmm(plan.biases[k][start:end],
+                                      plan.weights[k][start:end, :n_inputs], below[:n_inputs])
+                    if k == 0 and plan.context is not None:
+                        pre = pre + plan.context[start:end]
+                    h_t[start:end] = self.activation(pre)
+                below = h_t
 
         compute_units_of_degree(0)
-        rows = torch.arange(self.n_params) * self.n_features
+        last = plan.units[-1]
         for position, i in enumerate(self.order.tolist()):
-            params = F.linear(hidden[-1], weights[-1][rows + i], biases[-1][rows + i])
-            x[:, i] = decide(i, params)
+            # Input i has degree position + 1: it sees the units of degree <= position.
+            n_inputs = last[position + 1]
+            params_t = torch.addmm(plan.output_biases[i], plan.output_weights[i][:, :n_inputs],
+                                   hidden_t[-1][:n_inputs])
+            x_t[i] = decide(i, params_t.t())
             compute_units_of_degree(position + 1)
-        return x
+        return x_t.t()
+
+
+class _DegreeSortedPlan:
+    """A MADE's weights with each hidden layer's units sorted by degree (for sampling).
+
+    ``units[k][d]`` is where the units of degree d start in layer k (the last
+    entry is the layer's width); ``weights[k]`` / ``biases[k]`` map the sorted
+    layer below to the sorted layer k; ``output_weights[i]`` / ``output_biases[i]``
+    give input i's conditional parameters (n_params rows) from the sorted last layer.
+    """
+
+    def __init__(self, made: MADE, context: torch.Tensor | None):
+        layers = list(made.layers)
+        orders = [np.argsort(degrees, kind="stable") for degrees in made._hidden_degrees]
+        self.units = [np.searchsorted(degrees[order], np.arange(made.n_features + 2))
+                      for degrees, order in zip(made._hidden_degrees, orders)]
+        self.weights, self.biases = [], []
+        columns = None  # the sorted order of the layer below; None for the inputs
+        for layer, order in zip(layers[:-1], orders):
+            rows = torch.from_numpy(order)
+            weight = layer.weight[rows]
+            self.weights.append(weight if columns is None else weight[:, columns])
+            self.biases.append(layer.bias[rows, None])
+            columns = rows
+        output = layers[-1].weight[:, columns]
+        rows = torch.arange(made.n_params) * made.n_features
+        self.output_weights = [output[rows + i] for i in range(made.n_features)]
+        self.output_biases = [layers[-1].bias[rows + i, None] for i in range(made.n_features)]
+        self.context = None
+        if made.context is not None:
+            if context is None:
+                raise ValueError("This MADE was built with a context input; pass context=.")
+            self.context = made.context(context)[:, torch.from_numpy(orders[0])].t()
