@@ -142,3 +142,22 @@ def test_training_keeps_the_weights_outside_the_masks_at_zero():
     degrees = input_degrees(permutation)
     allowed = degrees[None, :] < degrees[:, None]
     assert not ((jacobian.abs() > 0).numpy() & ~allowed).any()
+
+
+def test_sequential_evaluation_with_degrees_that_have_no_units():
+    # 3 hidden units for 8 inputs: degrees 4 to 7 have no unit in either layer.
+    generator = torch.Generator().manual_seed(2)
+    permutation = make_order("random", 8, generator)
+    made = MADE(8, 2, 3, n_params=2, order=permutation, generator=generator).double()
+    noise = torch.randn(5, 8, dtype=torch.float64)
+
+    def decide(i, params):
+        return noise[:, i] * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
+
+    with torch.no_grad():
+        fast = made.sample_sequentially(decide, 5, like=noise)
+        reference = torch.zeros_like(noise)
+        for _ in range(8):
+            params = made(reference)
+            reference = noise * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
+    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-12)
