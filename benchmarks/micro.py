@@ -68,15 +68,14 @@ def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
     """What ``MAFDensity.fit`` runs per step (its ``TrainingStep``, default options);
     ``autograd`` without the hand-written backward pass, ``compile`` through
     ``torch.compile`` (its one-off compilation happens in the untimed warm-up steps)."""
-    from skmaf._training import CompiledLoss, TrainingOptions, TrainingStep
+    from skmaf._training import TrainingOptions, TrainingStep
     from skmaf.flows import build_maf
 
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
                      generator=torch.Generator().manual_seed(0)).train()
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
                               early_stopping=True, n_iter_no_change=1, tol=0.0)
-    return TrainingStep(flow, options, BATCH, loss=CompiledLoss() if compile else None,
-                        manual_backward=not autograd)
+    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd)
 
 
 def zuko_step(n_features: int):

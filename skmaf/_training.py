@@ -97,18 +97,25 @@ class TrainingStep:
 
     The gradient comes from the hand-written backward pass of
     :mod:`skmaf.flows.manual_backward` when ``model`` is a MAF it covers and
-    ``manual_backward`` is true, and from autograd otherwise (with ``loss``,
-    e.g. a :class:`CompiledLoss`). ``manual_backward=False`` is for callers
-    that rely on the modules' forward hooks, which the manual pass bypasses.
+    ``manual_backward`` is true, and from autograd otherwise: of ``loss``
+    (default :func:`negative_log_likelihood`), through ``torch.compile`` with
+    ``compile`` (a :class:`CompiledLoss`). A MAF that the hand-written pass
+    covers trains as fast without compilation (benchmarks/README.md), so
+    ``compile`` skips it and its 5-20 s. ``manual_backward=False`` is for
+    callers that rely on the modules' forward hooks, which the manual pass
+    bypasses.
     """
 
-    def __init__(self, model: Flow, options: TrainingOptions, batch_size: int,
-                 loss=None, manual_backward: bool = True):
+    def __init__(self, model: Flow, options: TrainingOptions, batch_size: int, *,
+                 compile: bool = False, manual_backward: bool = True, loss=None):
         self.model = model
         self.parameters, self.optimizer = make_optimizer(model, options, batch_size)
-        self.loss = negative_log_likelihood if loss is None else loss
         self.manual_backward = (manual_backward and loss is None
                                 and supports_manual_backward(model))
+        if loss is None:
+            loss = (CompiledLoss() if compile and not self.manual_backward
+                    else negative_log_likelihood)
+        self.loss = loss
         self._manual = (ManualBackward(model, self.parameters.gradients)
                         if self.manual_backward else None)
         # Masked layers multiply by their masks once per step, here, instead of
@@ -245,12 +252,7 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    # compile=True compiles the autograd loss. A MAF that the hand-written
-    # backward pass covers trains as fast without it (benchmarks/README.md),
-    # so it skips the 5-20 s compilation.
-    compile_loss = options.compile and not supports_manual_backward(model)
-    step = TrainingStep(model, options, batch_size,
-                        loss=CompiledLoss() if compile_loss else None)
+    step = TrainingStep(model, options, batch_size, compile=options.compile)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0

@@ -4,7 +4,7 @@ A MAF training step at the paper's sizes (K=5, L=2, H=100, batch 256) is
 small: about 100 MFLOP at D=10, 1.5 ms of matrix products on one CPU core,
 and through autograd most of its 6-10 ms went to per-op bookkeeping
 (recording the graph, saving tensors, accumulating gradients) and module
-calls. The same arithmetic written out here runs 1.4-1.8x faster
+calls. The same arithmetic written out here runs 1.1-1.9x faster
 (``benchmarks/micro.py``, rows "skmaf" against "skmaf autograd"; the choices
 inside are measured by ``benchmarks/step_parts.py``). The backward pass of a MAF is
 short enough to write down: for one MADE step ``y = (x - mu) * exp(m)`` with
@@ -31,7 +31,7 @@ from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
 from .normalization import BatchNorm
 
-__all__ = ["ManualBackward", "nll_and_gradients", "supports_manual_backward"]
+__all__ = ["ManualBackward", "supports_manual_backward"]
 
 
 def supports_manual_backward(flow: Flow) -> bool:
@@ -109,11 +109,6 @@ class ManualBackward:
             # The flow's own input is data: no gradient needed there.
             grad = self._steps[index].backward(caches[index], grad, constants, index > 0)
         return loss
-
-
-def nll_and_gradients(flow: Flow, x: torch.Tensor, gradients: dict) -> torch.Tensor:
-    """``ManualBackward(flow, gradients)(x)``: the loss; the gradient goes into ``gradients``."""
-    return ManualBackward(flow, gradients)(x)
 
 
 class _Constants:
