@@ -10,7 +10,7 @@ Markdown table and writes every figure to a JSON file. Run:
 
     pip install -e ".[bench]"
     python benchmarks/run.py [--sets paper2d digits 6_cardio ...] [--models ...]
-        [--data-dir ../shared/data] [--max-iter 200] [--max-rows 10000] [--threads 1]
+        [--data-dir ../shared/data] [--max-iter 200] [--max-rows 10000] [--threads 1] [--seed 0]
         [--output benchmarks/results.json]
 
 The micro-benchmark of one training step is ``benchmarks/micro.py``.
@@ -57,7 +57,7 @@ def run_job(model_name: str, set_name: str, args) -> dict:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     split = datasets.load(set_name, args.data_dir, max_rows=args.max_rows)
-    settings = peers.Settings(max_iter=args.max_iter)
+    settings = peers.Settings(max_iter=args.max_iter, seed=args.seed)
     # Everything the process holds before fitting (interpreter, libraries, data) is
     # the baseline; peak memory is what the model adds to it.
     baseline = _current_rss_mib()
@@ -99,7 +99,8 @@ def true_density_row(set_name: str, args) -> dict | None:
 
 def _in_child(model_name, set_name, args) -> dict:
     command = [sys.executable, str(HERE / "run.py"), "--job", model_name, set_name,
-               "--max-iter", str(args.max_iter), "--threads", str(args.threads)]
+               "--max-iter", str(args.max_iter), "--threads", str(args.threads),
+               "--seed", str(args.seed)]
     if args.data_dir:
         command += ["--data-dir", str(args.data_dir)]
     if args.max_rows:
@@ -166,6 +167,9 @@ def main():
     parser.add_argument("--max-rows", type=int, default=None,
                         help="subsample larger sets to this many rows")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the models' seed (initialisation, shuffling, skmaf's validation "
+                             "split); the data's split stays fixed")
     parser.add_argument("--output", default=str(HERE / "results.json"))
     parser.add_argument("--job", nargs=2, metavar=("MODEL", "SET"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,5 +1,6 @@
 """The training loop: early stopping, warnings, divergence, interrupts, determinism."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -327,3 +328,76 @@ def test_fitted_parameters_own_their_storage():
         model.fit(_data(60))
     for parameter in model.module_.parameters():
         assert parameter.untyped_storage().nbytes() == parameter.numel() * parameter.element_size()
+
+
+def _adam_pair(fused=True):
+    """Two identical parameter sets (two groups, one with weight decay) and Adam over each."""
+    made = []
+    for _ in range(2):
+        generator = torch.Generator().manual_seed(0)
+        groups = [[torch.nn.Parameter(torch.randn(50, generator=generator))],
+                  [torch.nn.Parameter(torch.randn(7, generator=generator))]]
+        optimizer = torch.optim.Adam([{"params": groups[0], "weight_decay": 0.1},
+                                      {"params": groups[1], "weight_decay": 0.0}],
+                                     lr=0.01, fused=fused)
+        made.append(([p for group in groups for p in group], optimizer))
+    return made
+
+
+def _step_both(pair, direct_step, n_steps, generator):
+    (reference, optimizer), (parameters, _) = pair
+    for _ in range(n_steps):
+        for a, b in zip(reference, parameters):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        optimizer.step()
+        direct_step()
+
+
+@pytest.mark.skipif(not hasattr(torch, "_fused_adam_"), reason="no fused Adam kernel")
+def test_adam_step_calls_the_fused_kernel_with_torchs_own_update():
+    from skmaf._adam_step import AdamStep
+
+    try:
+        pair = _adam_pair()
+    except RuntimeError:
+        pytest.skip("this torch has no fused Adam on the CPU")
+    step = AdamStep(pair[1][1])
+    assert step._direct
+    _step_both(pair, step, 5, torch.Generator().manual_seed(1))
+    assert step._calls is not None  # the later steps went to the kernel directly
+    (reference, optimizer), (parameters, direct_optimizer) = pair
+    for a, b in zip(reference, parameters):
+        assert torch.equal(a, b)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(optimizer.state[a][key], direct_optimizer.state[b][key])
+
+
+def test_adam_step_continues_from_a_loaded_state():
+    # partial_fit hands Adam's state from one call to the next with load_state_dict.
+    from skmaf._adam_step import AdamStep
+
+    try:
+        pair = _adam_pair()
+    except RuntimeError:
+        pytest.skip("this torch has no fused Adam on the CPU")
+    (reference, optimizer), (parameters, direct_optimizer) = pair
+    generator = torch.Generator().manual_seed(1)
+    _step_both(pair, direct_optimizer.step, 3, generator)
+    # A copy: loading would otherwise share the state tensors between the two.
+    direct_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    _step_both(pair, AdamStep(direct_optimizer), 3, generator)
+    for a, b in zip(reference, parameters):
+        assert torch.equal(a, b)
+
+
+def test_adam_step_leaves_other_optimisers_to_their_own_step():
+    from skmaf._adam_step import AdamStep
+
+    pair = _adam_pair(fused=False)
+    step = AdamStep(pair[1][1])
+    assert not step._direct
+    _step_both(pair, step, 3, torch.Generator().manual_seed(1))
+    assert step._calls is None
+    for a, b in zip(pair[0][0], pair[1][0]):
+        assert torch.equal(a, b)
