@@ -70,10 +70,11 @@ class _ScoringAffineAutoregressive(nn.Module):
     The MADE's layers run as plain products, each activation in place on its
     product's output, instead of through the modules: ``score_samples`` on
     10,000 rows took 6-13% less time at D = 2 to 62 (alternating rounds, one
-    thread); the products are the same calls, so the bits are the same. ``-alpha = -B tanh(raw / B) = 2B / (exp(2 raw / B) + 1) - B``:
-    torch's ``tanh`` costs about six times an ``exp`` on the CPU, and the
-    in-place steps allocate nothing. Saturates to ``±B`` without NaN when
-    ``exp`` overflows.
+    thread); the products are the same calls, so the bits are the same.
+    ``-alpha = -B tanh(raw / B) = 2B / (exp(2 raw / B) + 1) - B``: torch's
+    ``tanh`` costs about six times an ``exp`` on the CPU, and the in-place
+    steps allocate nothing. Saturates to ``±B`` without NaN when ``exp``
+    overflows.
     """
 
     def __init__(self, transform: MaskedAffineAutoregressive):
