@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
-from .layers import Linear
+from .layers import Linear, in_place
 from .normalization import BatchNorm
 
 __all__ = ["MIN_OUT_FEATURES", "ROW_MULTIPLE", "float32_copy"]
@@ -80,7 +80,7 @@ class _ScoringAffineAutoregressive(nn.Module):
     def __init__(self, transform: MaskedAffineAutoregressive):
         super().__init__()
         self.made = transform.made
-        self._activation = _IN_PLACE.get(type(self.made.activation), self.made.activation)
+        self._activation = in_place(self.made.activation)
 
     def _made_outputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.made.context is not None:  # a conditional MADE: its own forward says how
@@ -118,9 +118,6 @@ class _FrozenBatchNorm(nn.Module):
         u = torch.addcmul(self.shift, torch.sub(x, self.mean), self.scale)
         return u, self.log_det.expand(x.shape[0])
 
-
-#: In-place forms of the MADE's activations (on a product's own output, so nothing else sees it).
-_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_}
 
 _SCORING_REPLACEMENTS = {
     Linear: _Float32Linear,  # MaskedLinear too

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import ACTIVATIONS, MaskedLinear
+from .layers import ACTIVATIONS, MaskedLinear, in_place
 
 __all__ = [
     "MADE",
@@ -176,6 +176,7 @@ class MADE(nn.Module):
             h = layer(self.activation(h))
         return h.view(x.shape[0], self.n_params, self.n_features)
 
+    @torch.no_grad()
     def sample_sequentially(self, decide, n: int, like: torch.Tensor,
                             context: torch.Tensor | None = None) -> torch.Tensor:
         """Fill in ``x`` one input at a time in the autoregressive order.
@@ -189,10 +190,12 @@ class MADE(nn.Module):
         a block of rows of a weight matrix and of the (transposed) activations,
         and the units they depend on are a leading block of the layer below:
         each block is one product over only the inputs that can be nonzero.
+        The inputs are filled in place, so the result carries no gradient.
         """
         plan = _DegreeSortedPlan(self, context)
         x_t = like.new_zeros(self.n_features, n)  # inputs as rows: one row per decision
         hidden_t = [like.new_zeros(len(degrees), n) for degrees in self._hidden_degrees]
+        activation = in_place(self.activation)
 
         def compute_units_of_degree(degree):
             below = x_t
@@ -200,11 +203,15 @@ class MADE(nn.Module):
                 start, end = plan.units[k][degree], plan.units[k][degree + 1]
                 if end > start:
                     n_inputs = len(below) if k == 0 else plan.units[k - 1][degree + 1]
-                    pre = torch.addmm(plan.biases[k][start:end],
-                                      plan.weights[k][start:end, :n_inputs], below[:n_inputs])
+                    # Straight into the block's rows of the activations (contiguous)
+                    # and activated there: no temporaries, which at 2048 samples
+                    # are megabytes each.
+                    block = torch.addmm(plan.biases[k][start:end],
+                                        plan.weights[k][start:end, :n_inputs], below[:n_inputs],
+                                        out=h_t[start:end])
                     if k == 0 and plan.context is not None:
-                        pre = pre + plan.context[start:end]
-                    h_t[start:end] = self.activation(pre)
+                        block += plan.context[start:end]
+                    activation(block)
                 below = h_t
 
         compute_units_of_degree(0)

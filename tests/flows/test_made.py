@@ -161,3 +161,24 @@ def test_sequential_evaluation_with_degrees_that_have_no_units():
             params = made(reference)
             reference = noise * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
     torch.testing.assert_close(fast, reference, rtol=0, atol=1e-12)
+
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_sequential_evaluation_gives_the_same_samples_with_autograd_on(activation):
+    # Sampling fills its tensors in place, so it runs without autograd whatever
+    # the caller's mode: the same samples, no graph.
+    generator = torch.Generator().manual_seed(3)
+    made = MADE(5, 2, 9, n_params=2, order=make_order("random", 5, generator),
+                activation=activation, n_context_features=2, generator=generator).double()
+    context = torch.randn(6, 2, dtype=torch.float64)
+    noise = torch.randn(6, 5, dtype=torch.float64)
+
+    def decide(i, params):
+        return noise[:, i] * torch.exp(torch.tanh(params[:, 1])) + params[:, 0]
+
+    with torch.no_grad():
+        expected = made.sample_sequentially(decide, 6, like=noise, context=context)
+    with torch.enable_grad():
+        samples = made.sample_sequentially(decide, 6, like=noise, context=context)
+    assert torch.equal(samples, expected) and not samples.requires_grad
