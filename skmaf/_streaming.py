@@ -91,9 +91,7 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
     if state.optimizer_state is not None:
         # Only the moment estimates: learning_rate_init, alpha and batch_size
         # are read from the estimator on every call.
-        full_state = optimizer.state_dict()
-        full_state["state"] = _cpu_copy(state.optimizer_state)  # moved to the device by torch
-        optimizer.load_state_dict(full_state)
+        optimizer.load_state_dict({"state": state.optimizer_state})  # copied to the device
 
     rng = np.random.RandomState([state.seed, epoch])
     try:

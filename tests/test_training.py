@@ -330,74 +330,82 @@ def test_fitted_parameters_own_their_storage():
         assert parameter.untyped_storage().nbytes() == parameter.numel() * parameter.element_size()
 
 
-def _adam_pair(fused=True):
-    """Two identical parameter sets (two groups, one with weight decay) and Adam over each."""
+
+def _adam_pair():
+    """The same two parameter groups (one with weight decay) under torch's fused Adam and
+    under FlatAdam."""
+    from skmaf._adam import FlatAdam
+
     made = []
     for _ in range(2):
         generator = torch.Generator().manual_seed(0)
-        groups = [[torch.nn.Parameter(torch.randn(50, generator=generator))],
-                  [torch.nn.Parameter(torch.randn(7, generator=generator))]]
-        optimizer = torch.optim.Adam([{"params": groups[0], "weight_decay": 0.1},
-                                      {"params": groups[1], "weight_decay": 0.0}],
-                                     lr=0.01, fused=fused)
-        made.append(([p for group in groups for p in group], optimizer))
-    return made
+        made.append([torch.nn.Parameter(torch.randn(50, generator=generator)),
+                     torch.nn.Parameter(torch.randn(7, generator=generator))])
+    reference, ours = made
+    try:
+        optimizer = torch.optim.Adam([{"params": [reference[0]], "weight_decay": 0.1},
+                                      {"params": [reference[1]], "weight_decay": 0.0}],
+                                     lr=0.01, fused=True)
+    except RuntimeError:
+        pytest.skip("this torch has no fused Adam on the CPU")
+    return reference, optimizer, ours, FlatAdam([(ours[0], 0.1), (ours[1], 0.0)], lr=0.01)
 
 
-def _step_both(pair, direct_step, n_steps, generator):
-    (reference, optimizer), (parameters, _) = pair
+def _step_both(reference, optimizer, ours, flat_adam, n_steps, generator):
     for _ in range(n_steps):
-        for a, b in zip(reference, parameters):
+        for a, b in zip(reference, ours):
             a.grad = torch.randn(a.shape, generator=generator)
             b.grad = a.grad.clone()
         optimizer.step()
-        direct_step()
+        flat_adam.step()
 
 
-@pytest.mark.skipif(not hasattr(torch, "_fused_adam_"), reason="no fused Adam kernel")
-def test_adam_step_calls_the_fused_kernel_with_torchs_own_update():
-    from skmaf._adam_step import AdamStep
-
-    try:
-        pair = _adam_pair()
-    except RuntimeError:
-        pytest.skip("this torch has no fused Adam on the CPU")
-    step = AdamStep(pair[1][1])
-    assert step._direct
-    _step_both(pair, step, 5, torch.Generator().manual_seed(1))
-    assert step._calls is not None  # the later steps went to the kernel directly
-    (reference, optimizer), (parameters, direct_optimizer) = pair
-    for a, b in zip(reference, parameters):
+def test_flat_adam_is_torchs_fused_adam_bit_for_bit():
+    reference, optimizer, ours, flat_adam = _adam_pair()
+    _step_both(reference, optimizer, ours, flat_adam, 5, torch.Generator().manual_seed(1))
+    for index, (a, b) in enumerate(zip(reference, ours)):
         assert torch.equal(a, b)
         for key in ("exp_avg", "exp_avg_sq", "step"):
-            assert torch.equal(optimizer.state[a][key], direct_optimizer.state[b][key])
+            assert torch.equal(optimizer.state[a][key], flat_adam.state[index][key])
+            assert optimizer.state[a][key].dtype == flat_adam.state[index][key].dtype
 
 
-def test_adam_step_continues_from_a_loaded_state():
-    # partial_fit hands Adam's state from one call to the next with load_state_dict.
-    from skmaf._adam_step import AdamStep
+def test_flat_adam_without_the_fused_kernel_follows_torchs_formulas(monkeypatch):
+    # CPU torch before 2.4 has no fused Adam: the single-tensor update stands in.
+    from skmaf import _adam
 
-    try:
-        pair = _adam_pair()
-    except RuntimeError:
-        pytest.skip("this torch has no fused Adam on the CPU")
-    (reference, optimizer), (parameters, direct_optimizer) = pair
+    monkeypatch.setattr(_adam, "_has_fused_kernel", lambda like: False)
+    reference, optimizer, ours, flat_adam = _adam_pair()
+    _step_both(reference, optimizer, ours, flat_adam, 5, torch.Generator().manual_seed(1))
+    for a, b in zip(reference, ours):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_flat_adam_continues_from_a_loaded_state():
+    # partial_fit hands Adam's state from one call to the next.
+    from skmaf._adam import FlatAdam
+
+    reference, optimizer, ours, flat_adam = _adam_pair()
     generator = torch.Generator().manual_seed(1)
-    _step_both(pair, direct_optimizer.step, 3, generator)
-    # A copy: loading would otherwise share the state tensors between the two.
-    direct_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
-    _step_both(pair, AdamStep(direct_optimizer), 3, generator)
-    for a, b in zip(reference, parameters):
+    _step_both(reference, optimizer, ours, flat_adam, 3, generator)
+    resumed = FlatAdam([(ours[0], 0.1), (ours[1], 0.0)], lr=0.01)
+    resumed.load_state_dict(copy.deepcopy(flat_adam.state_dict()))
+    _step_both(reference, optimizer, ours, resumed, 3, generator)
+    for a, b in zip(reference, ours):
         assert torch.equal(a, b)
 
 
-def test_adam_step_leaves_other_optimisers_to_their_own_step():
-    from skmaf._adam_step import AdamStep
+def test_fitting_does_not_import_torch_dynamo():
+    # torch.optim would import it (about 800 modules, two seconds of a first fit).
+    import subprocess
+    import sys
 
-    pair = _adam_pair(fused=False)
-    step = AdamStep(pair[1][1])
-    assert not step._direct
-    _step_both(pair, step, 3, torch.Generator().manual_seed(1))
-    assert step._calls is None
-    for a, b in zip(pair[0][0], pair[1][0]):
-        assert torch.equal(a, b)
+    code = ("import sys, numpy as np, warnings; warnings.simplefilter('ignore');"
+            "from skmaf import MAFDensity;"
+            "MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=1, random_state=0)"
+            ".fit(np.random.RandomState(0).normal(size=(40, 2)));"
+            "print('torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
