@@ -36,8 +36,8 @@ TRAINING_PARAMETERS = """\
         GPU); where compilation fails, training falls back to eager mode with
         a warning. ``partial_fit`` always runs eagerly. No effect on
         ``MAFDensity`` with ``n_components=1``: skmaf trains that MAF with a
-        hand-written backward pass, about as fast as the compiled step (within
-        5%, or faster), without the compilation.
+        hand-written backward pass, as fast as the compiled step or faster
+        (5-34% in the latest micro-benchmark), without the compilation.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the minibatch
         order and random input orders. An int gives identical refits on the
