@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
+from .layers import in_place
 from .normalization import BatchNorm
 
 __all__ = ["ManualBackward", "supports_manual_backward"]
@@ -131,7 +132,7 @@ class _AffineStep:
                        for layer in made.layers]
         self.relu = type(made.activation) is nn.ReLU
         # In place, on the product's own output: one tensor fewer a layer.
-        self.activation = torch.relu_ if self.relu else torch.tanh_
+        self.activation = in_place(made.activation)
         self.n_features = made.n_features
         # MKL multiplies a D-wide operand 2-3x faster when it is zero-padded
         # to a multiple of 16 columns (measured with D = 2, 10, 27, 62), more
