@@ -47,6 +47,11 @@ from .flows.evaluation import ROW_MULTIPLE, float32_copy
 
 __all__ = ["BaseFlowDensity"]
 
+#: Version of the fitted model's layout in a pickle. 2: the MAF's MADEs output
+#: the shift of u, not mu (skmaf/flows/autoregressive.py). A pickle of another
+#: layout would load into today's classes and score wrongly without an error.
+MODEL_FORMAT = 2
+
 
 @contextmanager
 def _unchanged_on_error(estimator):
@@ -485,11 +490,19 @@ class BaseFlowDensity(
         if "module_" in state:
             state["module_"] = module_to_bytes(state["module_"])
             state.pop("_scoring_flow", None)  # rebuilt from module_ on loading
+            state["_model_format"] = MODEL_FORMAT
         return state
 
     def __setstate__(self, state):
         if isinstance(state.get("module_"), bytes):
-            state = dict(state)
+            saved_format = state.get("_model_format", 1)
+            if saved_format != MODEL_FORMAT:
+                raise ValueError(
+                    f"This {type(self).__name__} was saved by a skmaf whose fitted models "
+                    f"have layout {saved_format}; this skmaf reads layout {MODEL_FORMAT} "
+                    "only. Fit the model again with this version."
+                )
+            state = {key: value for key, value in state.items() if key != "_model_format"}
             state["module_"], state["device_"] = module_from_bytes(
                 state["module_"], state["device_"]
             )

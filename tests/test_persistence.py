@@ -63,6 +63,20 @@ def test_model_from_a_missing_device_loads_on_cpu_with_a_warning(fitted, gaussia
     _assert_same_model(restored, fitted, gaussian_data)
 
 
+@pytest.mark.parametrize("saved_format", [None, 1, 3], ids=["unmarked", "older", "newer"])
+def test_a_model_of_another_layout_is_refused(fitted, saved_format):
+    """A pickle from a skmaf whose layers meant something else must not load and
+    score silently wrong (layout 1: the MAF's MADEs output mu, not the shift)."""
+    state = fitted.__getstate__()
+    if saved_format is None:
+        del state["_model_format"]
+    else:
+        state["_model_format"] = saved_format
+    restored = type(fitted).__new__(type(fitted))
+    with pytest.raises(ValueError, match=r"layout (1|3); this skmaf reads layout 2 only"):
+        restored.__setstate__(state)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_fitted_model_scores_the_same_on_a_cpu_only_process(gaussian_data, tiny_params):

@@ -20,10 +20,12 @@ def _data(n=200, seed=0):
 
 
 def test_early_stopping_keeps_the_best_epoch():
+    # tol=0: every improvement restarts the patience, so the fit stops exactly
+    # n_iter_no_change epochs after the best one.
     model = MAFDensity(n_transforms=2, n_hidden_units=8, learning_rate_init=3e-2,
-                       n_iter_no_change=3, random_state=0).fit(_data(100))
+                       n_iter_no_change=3, tol=0, random_state=0).fit(_data(100))
     assert 1 <= model.best_iter_ <= model.n_iter_ < model.max_iter
-    assert model.n_iter_ - model.best_iter_ >= 3
+    assert model.n_iter_ - model.best_iter_ == 3
     assert len(model.loss_curve_) == len(model.validation_scores_) == model.n_iter_
     assert model.best_validation_score_ == max(model.validation_scores_)
     assert model.best_validation_score_ == model.validation_scores_[model.best_iter_ - 1]

@@ -168,16 +168,23 @@ def test_constant_column_warns_and_stays_finite(estimator):
 
 
 def test_far_away_rows_score_finite_and_ever_lower(fitted, gaussian_data):
-    """Along any ray, the log-density falls without bound: no NaN, no wrap-around."""
+    """Along any ray, the log-density falls without bound: no NaN, no wrap-around.
+
+    Near the data the networks' ReLU regions change along the ray, and the
+    density need not fall monotonically there; far out (from 1e4 standard
+    deviations) every unit is in one region, the flow is affine and the
+    log-density falls like minus a quadratic.
+    """
     rng = np.random.RandomState(0)
     distances = np.array([1e1, 1e2, 1e4, 1e6, 1e8])
+    lowest_in_data = fitted.score_samples(gaussian_data).min()
     for direction in rng.normal(size=(5, 3)):
         direction /= np.linalg.norm(direction)
         rows = gaussian_data.mean(axis=0) + distances[:, None] * direction
         scores = fitted.score_samples(rows)
         assert not np.isnan(scores).any()
-        assert np.all(np.diff(scores) < 0)
-        assert scores[0] < fitted.score_samples(gaussian_data).min()
+        assert np.all(scores[1:] < lowest_in_data)  # from 50 standard deviations out
+        assert np.all(np.diff(scores[2:]) < 0)
 
 
 def test_float32_and_integer_input(tiny_params):

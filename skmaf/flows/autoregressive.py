@@ -27,6 +27,16 @@ def soft_clamp(x: torch.Tensor, bound: float = LOG_SCALE_BOUND) -> torch.Tensor:
 class MaskedAffineAutoregressive(FlowTransform):
     """``u_i = (x_i - mu_i(x_<i)) * exp(-alpha_i(x_<i))`` with a MADE for mu, alpha.
 
+    The MADE's two outputs per input are ``beta_i`` and ``alpha_i``, with
+    ``mu_i = -beta_i * exp(alpha_i)``, so that ``u_i = x_i * exp(-alpha_i) + beta_i``:
+    the paper's map, the same family of flows and the same exact density, with
+    the shift of ``u`` rather than ``mu`` as the network's output (as in nflows
+    and zuko). It trains better: on dequantized digits (D = 64, K = 5, L = 2,
+    H = 100, batch norm) the held-out log-likelihood rose from -121.98, -122.29
+    and -120.74 to -117.66, -118.57 and -118.94 at seeds 0, 1 and 2, and on shuttle
+    from -24.21, -21.27 and -20.66 to -21.62, -17.99 and -19.94 (``benchmarks/run.py
+    --seed``; benchmarks/README.md).
+
     Density direction: one MADE pass, ``log|det du/dx| = -sum_i alpha_i``.
     Sampling direction: D sequential steps, each fixing one more coordinate in
     the order; each hidden unit is computed once, when its inputs are final.
@@ -35,20 +45,20 @@ class MaskedAffineAutoregressive(FlowTransform):
     def __init__(self, made: MADE):
         super().__init__()
         if made.n_params != 2:
-            raise ValueError("A Gaussian MADE needs n_params=2 (mu and alpha).")
+            raise ValueError("A Gaussian MADE needs n_params=2 (beta and alpha).")
         self.made = made
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, raw_alpha = self.made(x).unbind(dim=1)
+        beta, raw_alpha = self.made(x).unbind(dim=1)
         # -alpha, computed directly: the training step's cost is mostly per-op
         # overhead, and this form needs three elementwise ops fewer than
         # exp(-soft_clamp(raw)) and -sum(alpha).
         minus_alpha = torch.tanh(raw_alpha * (1 / LOG_SCALE_BOUND)) * -LOG_SCALE_BOUND
-        return (x - mu) * torch.exp(minus_alpha), minus_alpha.sum(dim=-1)
+        return torch.addcmul(beta, x, torch.exp(minus_alpha)), minus_alpha.sum(dim=-1)
 
     def inverse(self, u: torch.Tensor) -> torch.Tensor:
         def decide(i, params):
-            mu, raw_alpha = params.unbind(dim=1)
-            return u[:, i] * torch.exp(soft_clamp(raw_alpha)) + mu
+            beta, raw_alpha = params.unbind(dim=1)
+            return (u[:, i] - beta) * torch.exp(soft_clamp(raw_alpha))
 
         return self.made.sample_sequentially(decide, u.shape[0], like=u)

@@ -95,11 +95,11 @@ class _ScoringAffineAutoregressive(nn.Module):
         return h.view(x.shape[0], self.made.n_params, self.made.n_features)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, raw_alpha = self._made_outputs(x).unbind(dim=1)
+        beta, raw_alpha = self._made_outputs(x).unbind(dim=1)
         bound = LOG_SCALE_BOUND
         minus_alpha = torch.exp(raw_alpha * (2 / bound)).add_(1).reciprocal_()
         minus_alpha.mul_(2 * bound).sub_(bound)
-        u = torch.sub(x, mu).mul_(torch.exp(minus_alpha))
+        u = torch.addcmul(beta, x, torch.exp(minus_alpha))
         return u, minus_alpha.sum(dim=-1)
 
 

@@ -119,7 +119,7 @@ class MADE(nn.Module):
     n_hidden_layers, n_hidden_units : int
         The paper's L and H.
     n_params : int
-        Outputs per input: 2 for a Gaussian conditional (mu, alpha), 3C for a
+        Outputs per input: 2 for a Gaussian MAF step (beta, alpha), 3C for a
         mixture of C Gaussians.
     order : ndarray of shape (n_features,)
         Autoregressive order, as returned by :func:`make_order`.

@@ -7,7 +7,7 @@ and through autograd most of its 6-10 ms went to per-op bookkeeping
 calls. The same arithmetic written out here runs 1.1-1.9x faster
 (``benchmarks/micro.py``, rows "skmaf" against "skmaf autograd"; the choices
 inside are measured by ``benchmarks/step_parts.py``). The backward pass of a MAF is
-short enough to write down: for one MADE step ``y = (x - mu) * exp(m)`` with
+short enough to write down: for one MADE step ``y = x * exp(m) + beta`` with
 ``m = -7 tanh(raw / 7)`` (:func:`~skmaf.flows.autoregressive.soft_clamp`) and
 ``log|det| = sum(m)``, and for batch norm with minibatch statistics.
 
@@ -123,7 +123,7 @@ class _Constants:
 
 
 class _AffineStep:
-    """A Gaussian MADE step: ``y = (x - mu) * exp(m)``, ``m = -7 tanh(raw / 7)``,
+    """A Gaussian MADE step: ``y = x * exp(m) + beta``, ``m = -7 tanh(raw / 7)``,
     ``log|det| = sum(m)``."""
 
     def __init__(self, transform: MaskedAffineAutoregressive, gradients: dict):
@@ -147,31 +147,31 @@ class _AffineStep:
             h = self.activation(F.linear(h, weight, bias))
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
-        mu, raw_alpha = F.linear(h, weight, bias).tensor_split(2, dim=1)
+        beta, raw_alpha = F.linear(h, weight, bias).tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
         # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
         sigmoid = torch.sigmoid(raw_alpha * (2 / LOG_SCALE_BOUND))
         minus_alpha = torch.rsub(sigmoid, LOG_SCALE_BOUND, alpha=2 * LOG_SCALE_BOUND)
         scale = torch.exp(minus_alpha)
-        y = (x - mu).mul_(scale)
-        return y, (x, hidden, sigmoid, scale, y), minus_alpha.sum()
+        y = torch.addcmul(beta, x, scale)
+        return y, (x, hidden, sigmoid, scale), minus_alpha.sum()
 
     def backward(self, cache, grad_y, constants, need_input_gradient):
         """Gradients of the MADE's weights from ``grad_y = d loss / d y``; returns d loss / d x.
 
         Each row's log|det| ``sum(m)`` enters the loss with weight ``-1/n``, so
-        ``d/dx (direct) = grad_y s``, ``d/dmu = -grad_y s``,
-        ``d/dm = grad_y y - 1/n`` and ``dm/draw = -4 sigmoid (1 - sigmoid)``, with
+        ``d/dx (direct) = grad_y s``, ``d/dbeta = grad_y``,
+        ``d/dm = grad_y x s - 1/n`` and ``dm/draw = -4 sigmoid (1 - sigmoid)``, with
         ``s = exp(m)`` and the sigmoid of the forward pass.
         """
-        x, hidden, sigmoid, scale, y = cache
+        x, hidden, sigmoid, scale = cache
         n_features = self.n_features
-        grad_out, grad_mu, grad_raw, direct_padded, direct = self._buffers_like(grad_y)
+        grad_out, grad_beta, grad_raw, direct_padded, direct = self._buffers_like(grad_y)
         torch.mul(grad_y, scale, out=direct)
-        torch.neg(direct, out=grad_mu)
-        # d/draw = (grad_y y - 1/n) (-4 sigmoid (1 - sigmoid))
-        #        = (4/n - 4 grad_y y) (sigmoid - sigmoid^2), in two fused ops and a product
-        torch.mul(torch.addcmul(constants.four_inverse_rows, grad_y, y, value=-4),
+        grad_beta.copy_(grad_y)
+        # d/draw = (grad_y x s - 1/n) (-4 sigmoid (1 - sigmoid))
+        #        = (4/n - 4 direct x) (sigmoid - sigmoid^2), in two fused ops and a product
+        torch.mul(torch.addcmul(constants.four_inverse_rows, direct, x, value=-4),
                   torch.addcmul(sigmoid, sigmoid, sigmoid, value=-1), out=grad_raw)
 
         grad = grad_out
@@ -194,7 +194,7 @@ class _AffineStep:
         return torch.addmm(direct_padded, grad, self._padded(weight))[:, :n_features]
 
     def _buffers_like(self, grad_y):
-        """Buffers for d/d(mu, raw) and for d/dx through ``x - mu`` (zero-padded to the
+        """Buffers for d/d(beta, raw) and for d/dx through ``x * s`` (zero-padded to the
         padded width), kept from step to step: an allocation is an op's worth of time."""
         key = (grad_y.shape[0], grad_y.dtype, grad_y.device)
         if key not in self._buffers:
