@@ -30,12 +30,13 @@ class MaskedAffineAutoregressive(FlowTransform):
     The MADE's two outputs per input are ``beta_i`` and ``alpha_i``, with
     ``mu_i = -beta_i * exp(alpha_i)``, so that ``u_i = x_i * exp(-alpha_i) + beta_i``:
     the paper's map, the same family of flows and the same exact density, with
-    the shift of ``u`` rather than ``mu`` as the network's output (as in nflows
-    and zuko). It trains better: on dequantized digits (D = 64, K = 5, L = 2,
-    H = 100, batch norm) the held-out log-likelihood rose from -121.98, -122.29
-    and -120.74 to -117.66, -118.57 and -118.94 at seeds 0, 1 and 2, and on shuttle
-    from -24.21, -21.27 and -20.66 to -21.62, -17.99 and -19.94 (``benchmarks/run.py
-    --seed``; benchmarks/README.md).
+    the shift of ``u`` rather than ``mu`` as the network's output, as nflows and
+    zuko have it. It trains better: on dequantized digits (D = 64, K = 5, L = 2,
+    H = 100, batch norm) the held-out log-likelihood rose from -121.98, -122.29 and
+    -120.74 to -117.68, -118.59 and -118.98 at seeds 0, 1 and 2, and on shuttle from
+    -24.21, -21.27 and -20.66 to -21.59, -17.96 and -19.95; nflows' MAF, given ``mu``
+    as its output and an exponential scale, fell from -116.3, -117.1 and -116.6 to
+    -125.0, -120.6 and -121.2 on digits (benchmarks/README.md).
 
     Density direction: one MADE pass, ``log|det du/dx| = -sum_i alpha_i``.
     Sampling direction: D sequential steps, each fixing one more coordinate in
