@@ -25,7 +25,7 @@ def soft_clamp(x: torch.Tensor, bound: float = LOG_SCALE_BOUND) -> torch.Tensor:
 
 
 class MaskedAffineAutoregressive(FlowTransform):
-    """``u_i = (x_i - mu_i(x_<i)) * exp(-alpha_i(x_<i))`` with a MADE for mu, alpha.
+    """``u_i = (x_i - mu_i(x_<i)) * exp(-alpha_i(x_<i))``: the MAF paper's Gaussian MADE step.
 
     The MADE's two outputs per input are ``beta_i`` and ``alpha_i``, with
     ``mu_i = -beta_i * exp(alpha_i)``, so that ``u_i = x_i * exp(-alpha_i) + beta_i``:
