@@ -25,7 +25,8 @@ import peers
 import torch
 from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
 
-BOUND = 7.0
+from skmaf.flows.autoregressive import LOG_SCALE_BOUND as BOUND  # skmaf's own scale bound
+
 _NFLOWS_STEP = MaskedAffineAutoregressiveTransform._elementwise_forward
 
 
