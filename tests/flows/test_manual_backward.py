@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skmaf.flows import build_made_mog, build_maf, build_realnvp
+from skmaf.flows import build_made_mog, build_maf, build_realnvp, onednn
 from skmaf.flows.manual_backward import ManualBackward, supports_manual_backward
 
 
@@ -74,6 +74,26 @@ def test_float32_matches_autograd_to_float32_rounding():
     for parameter in flow.parameters():
         torch.testing.assert_close(gradients[parameter], expected[parameter],
                                    rtol=0, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("use_onednn", [True, False])
+def test_float32_at_widths_that_go_through_onednn_matches_autograd(use_onednn, monkeypatch):
+    # Every product of these MADEs is at least MIN_TRAINING_WIDTH wide on both sides.
+    if use_onednn and not onednn.available():
+        pytest.skip("torch has no working oneDNN linear here")
+    if not use_onednn:
+        monkeypatch.setattr(onednn, "available", lambda: False)
+    width = onednn.MIN_TRAINING_WIDTH
+    flow = build_maf(width + 2, 2, 2, width + 16,
+                     generator=torch.Generator().manual_seed(0)).float().train()
+    x = torch.randn(256, width + 2, generator=torch.Generator().manual_seed(1))
+    expected_loss, expected = _autograd(flow, x)
+    loss, gradients = _manual(flow, x)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-5)
+    scale = max(g.abs().max() for g in expected.values())
+    for name, parameter in flow.named_parameters():
+        torch.testing.assert_close(gradients[parameter], expected[parameter],
+                                   rtol=0, atol=1e-4 * scale, msg=name)
 
 
 def test_leaves_grad_attributes_and_the_model_alone():

@@ -10,7 +10,8 @@ import torch
 import skmaf.flows
 from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_maf
 
-ALLOWED_IMPORTS = {"__future__", "copy", "math", "numpy", "torch", "typing", "dataclasses"}
+ALLOWED_IMPORTS = {"__future__", "copy", "dataclasses", "functools", "math", "numpy", "os",
+                   "torch", "typing"}
 
 
 def _mades(flow):
