@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import onednn
+
 __all__ = ["ACTIVATIONS", "Linear", "MaskedLinear", "apply_masks", "count_connections",
            "in_place", "mlp"]
 
@@ -47,7 +49,11 @@ class Linear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        if torch.is_grad_enabled():
+            return F.linear(x, self.weight, self.bias)
+        # No gradient wanted (validation, batch-norm statistics, scoring): oneDNN
+        # where it runs, which has no backward.
+        return onednn.linear(x, self.weight, self.bias)
 
     @property
     def n_connections(self) -> int:

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from skmaf import MAFDensity
-from skmaf.flows import onednn
+from skmaf.flows import Linear, onednn
 
 needs_onednn = pytest.mark.skipif(not onednn.available(),
                                   reason="torch has no working oneDNN linear here")
@@ -92,3 +92,12 @@ def test_scores_are_the_same_with_and_without_onednn(monkeypatch):
     with_onednn = model.score_samples(X)
     monkeypatch.setattr(onednn, "available", lambda: False)
     np.testing.assert_allclose(model.score_samples(X), with_onednn, rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_under_no_grad_computes_what_it_does_with_autograd():
+    layer = Linear(100, 64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(16, 100, generator=torch.Generator().manual_seed(1))
+    with_autograd = layer(x)
+    assert with_autograd.requires_grad  # oneDNN's op has no backward: F.linear here
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), with_autograd.detach())
