@@ -33,6 +33,18 @@ def _manual(flow, x):
     return ManualBackward(flow, gradients)(x), gradients
 
 
+def _assert_matches_autograd(flow, x, loss_tolerance, gradient_tolerance):
+    """The manual loss and every parameter's gradient equal autograd's; the gradient
+    tolerance is relative to the largest gradient."""
+    expected_loss, expected = _autograd(flow, x)
+    loss, gradients = _manual(flow, x)
+    torch.testing.assert_close(loss, expected_loss, rtol=loss_tolerance, atol=loss_tolerance)
+    scale = max(g.abs().max() for g in expected.values())
+    for name, parameter in flow.named_parameters():
+        torch.testing.assert_close(gradients[parameter], expected[parameter],
+                                   rtol=0, atol=gradient_tolerance * scale, msg=name)
+
+
 @pytest.mark.parametrize(
     "n_features, batch_norm, activation, n_hidden_layers",
     [(1, True, "relu", 2), (2, False, "relu", 2), (2, True, "relu", 1), (5, True, "tanh", 3),
@@ -42,14 +54,7 @@ def test_loss_and_every_gradient_match_autograd(n_features, batch_norm, activati
                                                 n_hidden_layers):
     flow = _maf(n_features, batch_norm, activation, n_hidden_layers)
     x = 2 * torch.randn(64, n_features, dtype=torch.float64) + 1
-    expected_loss, expected = _autograd(flow, x)
-    loss, gradients = _manual(flow, x)
-
-    torch.testing.assert_close(loss, expected_loss, rtol=1e-12, atol=1e-12)
-    scale = max(g.abs().max() for g in expected.values())
-    for name, parameter in flow.named_parameters():
-        torch.testing.assert_close(gradients[parameter], expected[parameter],
-                                   rtol=0, atol=1e-10 * scale, msg=name)
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-12, gradient_tolerance=1e-10)
 
 
 def test_masked_out_weights_get_the_same_gradient_as_with_autograd():
@@ -67,13 +72,7 @@ def test_masked_out_weights_get_the_same_gradient_as_with_autograd():
 def test_float32_matches_autograd_to_float32_rounding():
     flow = _maf(10).float()
     x = torch.randn(256, 10)
-    expected_loss, expected = _autograd(flow, x)
-    loss, gradients = _manual(flow, x)
-    torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-5)
-    scale = max(g.abs().max() for g in expected.values())
-    for parameter in flow.parameters():
-        torch.testing.assert_close(gradients[parameter], expected[parameter],
-                                   rtol=0, atol=1e-4 * scale)
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-5, gradient_tolerance=1e-4)
 
 
 @pytest.mark.parametrize("use_onednn", [True, False])
@@ -87,13 +86,7 @@ def test_float32_at_widths_that_go_through_onednn_matches_autograd(use_onednn, m
     flow = build_maf(width + 2, 2, 2, width + 16,
                      generator=torch.Generator().manual_seed(0)).float().train()
     x = torch.randn(256, width + 2, generator=torch.Generator().manual_seed(1))
-    expected_loss, expected = _autograd(flow, x)
-    loss, gradients = _manual(flow, x)
-    torch.testing.assert_close(loss, expected_loss, rtol=1e-5, atol=1e-5)
-    scale = max(g.abs().max() for g in expected.values())
-    for name, parameter in flow.named_parameters():
-        torch.testing.assert_close(gradients[parameter], expected[parameter],
-                                   rtol=0, atol=1e-4 * scale, msg=name)
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-5, gradient_tolerance=1e-4)
 
 
 def test_leaves_grad_attributes_and_the_model_alone():
@@ -122,10 +115,4 @@ def test_tiny_batches_match_autograd(n_rows):
     # Batch norm of one row: zero variance, the scale set by eps alone.
     flow = _maf(3)
     x = torch.randn(n_rows, 3, dtype=torch.float64)
-    expected_loss, expected = _autograd(flow, x)
-    loss, gradients = _manual(flow, x)
-    torch.testing.assert_close(loss, expected_loss, rtol=1e-10, atol=0)
-    scale = max(g.abs().max() for g in expected.values())
-    for parameter in flow.parameters():
-        torch.testing.assert_close(gradients[parameter], expected[parameter],
-                                   rtol=0, atol=1e-10 * scale)
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-10, gradient_tolerance=1e-10)
