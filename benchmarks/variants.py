@@ -27,7 +27,8 @@ import torch
 
 
 def variant_model(parameters: dict):
-    return peers.skmaf_model("MAFDensity", **peers.MAF, batch_norm=True, **parameters)
+    """run.py's "skmaf MAF+BN" with ``parameters`` in place of its own where they overlap."""
+    return peers.skmaf_model("MAFDensity", **{**peers.MAF, "batch_norm": True, **parameters})
 
 
 def test_mean(make_model, split, settings) -> float:
