@@ -11,8 +11,9 @@ in float32 is bit-identical whatever batch it is in, and wherever in it, when
 the batch has a multiple of 8 rows and ``W`` has one row or at least 12
 (``python benchmarks/float32_invariance.py`` prints the table); so is it with
 oneDNN, which the copy's products go through where torch has it (scoring
-1.4-1.7x faster on the benchmark machine, :mod:`.onednn`); torch's element-wise ``exp``, ``tanh`` and ``log``
-give the same bits at every position too. So in the copy made here:
+1.4-1.7x faster on the benchmark machine, :mod:`.onednn`); torch's element-wise
+``exp``, ``tanh`` and ``log`` give the same bits at every position too. So in
+the copy made here:
 
 - linear layers with 2 to 15 outputs get zero output rows up to
   :data:`MIN_OUT_FEATURES`, and drop their outputs again;

@@ -23,7 +23,8 @@ scoring stays batch-invariant on :mod:`.evaluation`'s rules.
 
 The op is private to torch: it is looked up once and tried on a small
 product, and everything falls back to ``F.linear`` where it is missing, fails,
-or gives a different result, and on tensors that are not float32 on the CPU.
+or gives a different result, on tensors that are not float32 on the CPU, while
+``torch.backends.mkldnn.enabled`` is false, and with ``SKMAF_ONEDNN=0``.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def available() -> bool:
 
 
 def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    # oneDNN makes no primitive for an empty side (a coupling layer with no inputs).
+    # oneDNN makes no primitive for an empty side (a coupling layer with no inputs);
+    # torch.backends.mkldnn.enabled is torch's own switch, which skmaf follows too.
     return (x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 2
-            and 0 not in x.shape and 0 not in weight.shape and available())
+            and 0 not in x.shape and 0 not in weight.shape
+            and torch.backends.mkldnn.enabled and available())
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None

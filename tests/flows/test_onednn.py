@@ -65,6 +65,17 @@ def test_without_onednn_the_products_are_f_linears(monkeypatch):
     assert torch.equal(onednn.linear_relu(x, weight, bias), F.linear(x, weight, bias).relu())
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")  # torch's flags() says it
+def test_torchs_own_switch_turns_it_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise",
+                        lambda *args: calls.append(args), raising=False)
+    x, weight, bias = _product(24, 100, 100)
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert torch.equal(onednn.linear(x, weight, bias), F.linear(x, weight, bias))
+    assert not calls
+
+
 def test_the_environment_switch_turns_it_off(monkeypatch):
     monkeypatch.setenv(onednn.ENVIRONMENT_SWITCH, "0")
     onednn.available.cache_clear()
