@@ -132,9 +132,10 @@ class _AffineStep:
         self.layers = [(layer.weight, layer.bias, gradients[layer.weight], gradients[layer.bias])
                        for layer in made.layers]
         self.relu = type(made.activation) is nn.ReLU
-        # Which products go through oneDNN (skmaf/flows/onednn.py): by the weight's
-        # shape alone, the same in the forward product and in d/d(input).
-        self.onednn = [onednn.prefers_onednn(*layer.weight.shape) for layer in made.layers]
+        # Each layer's product, oneDNN's or F.linear (skmaf/flows/onednn.py): by the
+        # weight's shape alone, the same in the forward pass and in d/d(input).
+        self.products = [onednn.linear if onednn.prefers_onednn(*layer.weight.shape)
+                         else F.linear for layer in made.layers]
         # In place, on the product's own output: one tensor fewer a layer.
         self.activation = in_place(made.activation)
         self.n_features = made.n_features
@@ -147,15 +148,14 @@ class _AffineStep:
     def forward(self, x):
         hidden = []
         h = x
-        for (weight, bias, _, _), use_onednn in zip(self.layers[:-1], self.onednn):
-            if use_onednn and self.relu:
+        for (weight, bias, _, _), product in zip(self.layers[:-1], self.products):
+            if self.relu and product is onednn.linear:
                 h = onednn.linear_relu(h, weight, bias)
             else:
-                h = self.activation(self._linear(use_onednn)(h, weight, bias))
+                h = self.activation(product(h, weight, bias))
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
-        output = self._linear(self.onednn[-1])(h, weight, bias)
-        beta, raw_alpha = output.tensor_split(2, dim=1)
+        beta, raw_alpha = self.products[-1](h, weight, bias).tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
         # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
         sigmoid = torch.sigmoid(raw_alpha * (2 / LOG_SCALE_BOUND))
@@ -190,10 +190,9 @@ class _AffineStep:
             # and gained 1.1x at most (benchmarks/onednn.py), no whole step faster.
             torch.mm(grad.t(), below, out=grad_weight)
             torch.sum(grad, dim=0, out=grad_bias)
-            if self.onednn[depth]:
-                grad = onednn.linear(grad, weight.t())
-            else:
-                grad = torch.mm(grad, weight)
+            # grad @ weight; torch.mm rather than F.linear(grad, weight.t()), 1 us less.
+            grad = (torch.mm(grad, weight) if self.products[depth] is F.linear
+                    else onednn.linear(grad, weight.t()))
             if self.relu:
                 grad = torch.ops.aten.threshold_backward(grad, below, 0)
             else:
@@ -216,10 +215,6 @@ class _AffineStep:
             self._buffers[key] = (grad_out, *grad_out.tensor_split(2, dim=1),
                                   direct_padded, direct_padded[:, :self.n_features])
         return self._buffers[key]
-
-    @staticmethod
-    def _linear(use_onednn: bool):
-        return onednn.linear if use_onednn else F.linear
 
     def _padded(self, matrix):
         if matrix.shape[1] == self.padded_width:
