@@ -86,9 +86,13 @@ def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
 
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
                      generator=torch.Generator().manual_seed(0)).train()
-    options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=1e-3, alpha=1e-6,
-                              early_stopping=True, n_iter_no_change=1, tol=0.0)
-    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd)
+    defaults = peers.Settings()
+    options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=defaults.learning_rate,
+                              alpha=defaults.alpha, early_stopping=True, n_iter_no_change=1,
+                              tol=0.0)
+    # With the default Polyak averaging, whose update after each step is part of it.
+    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd,
+                        ema_decay=defaults.ema_decay)
 
 
 def zuko_step(n_features: int):

@@ -18,6 +18,7 @@ units, the order reversed between layers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -29,18 +30,33 @@ from datasets import Split
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
+from skmaf import MAFDensity
+from skmaf._averaging import WeightAverage
+
 K, L, H = 5, 2, 100
+
+
+#: skmaf's training defaults, which every flow of the benchmark trains with.
+_SKMAF_DEFAULTS = MAFDensity().get_params()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Training settings shared by every flow."""
+    """Training settings shared by every flow: ``MAFDensity``'s defaults.
+
+    ``alpha`` (the L2 penalty on connection weights, ``MLPRegressor``'s meaning)
+    and ``ema_decay`` (Polyak averaging) are what skmaf's MAF trains with; the
+    peers' loop applies the same. skmaf's estimators take them from their own
+    defaults.
+    """
 
     max_iter: int = 200
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    n_iter_no_change: int = 20
-    tol: float = 1e-4
+    batch_size: int = _SKMAF_DEFAULTS["batch_size"]
+    learning_rate: float = _SKMAF_DEFAULTS["learning_rate_init"]
+    alpha: float = _SKMAF_DEFAULTS["alpha"]
+    ema_decay: float = _SKMAF_DEFAULTS["ema_decay"]
+    n_iter_no_change: int = _SKMAF_DEFAULTS["n_iter_no_change"]
+    tol: float = _SKMAF_DEFAULTS["tol"]
     seed: int = 0
 
 
@@ -112,11 +128,29 @@ def train_torch_flow(module: torch.nn.Module, log_prob, train: torch.Tensor,
                      validation: torch.Tensor, settings: Settings) -> int:
     """Adam + early stopping on validation, restoring the best epoch; returns the epochs run.
 
-    The loop skmaf's estimators run: shuffled near-equal minibatches, fused Adam,
-    validation log-likelihood each epoch, patience ``n_iter_no_change``.
+    The loop skmaf's estimators run: shuffled near-equal minibatches, fused Adam
+    with the L2 penalty ``alpha`` on the connection weights (``torch.nn.Linear``
+    weights, masked ones included), the moving average of the weights (and of
+    floating-point buffers such as batch norm's running statistics) validated
+    and kept, validation log-likelihood each epoch, patience ``n_iter_no_change``.
     """
     generator = torch.Generator().manual_seed(settings.seed)
-    optimizer = torch.optim.Adam(module.parameters(), lr=settings.learning_rate, fused=True)
+    weights = {id(layer.weight) for layer in module.modules()
+               if isinstance(layer, torch.nn.Linear)}
+    groups = [
+        {"params": [p for p in module.parameters() if id(p) in weights],
+         "weight_decay": settings.alpha / settings.batch_size},
+        {"params": [p for p in module.parameters() if id(p) not in weights],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.Adam([group for group in groups if group["params"]],
+                                 lr=settings.learning_rate, fused=True)
+    average = None
+    if settings.ema_decay > 0:
+        average = WeightAverage(
+            list(module.parameters())
+            + [buffer for buffer in module.buffers() if buffer.is_floating_point()],
+            settings.ema_decay)
     n_batches = max(len(train) // settings.batch_size, 1)
     best, best_state, no_improvement = -math.inf, None, 0
     for epoch in range(1, settings.max_iter + 1):
@@ -126,14 +160,18 @@ def train_torch_flow(module: torch.nn.Module, log_prob, train: torch.Tensor,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update()
         module.eval()
-        with torch.no_grad():
-            score = log_prob(validation).double().mean().item()
+        with average.applied() if average else contextlib.nullcontext():
+            with torch.no_grad():
+                score = log_prob(validation).double().mean().item()
+            if score > best:
+                best_state = copy.deepcopy(module.state_dict())
         if not math.isfinite(score):
             break
         no_improvement = 0 if score > best + settings.tol else no_improvement + 1
-        if score > best:
-            best, best_state = score, copy.deepcopy(module.state_dict())
+        best = max(best, score)
         if no_improvement >= settings.n_iter_no_change:
             break
     module.load_state_dict(best_state)

@@ -84,6 +84,7 @@ class BaseFlowDensity(
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -202,6 +203,8 @@ class BaseFlowDensity(
           ``max_iter``, ``early_stopping``, ``validation_fraction``,
           ``n_iter_no_change`` and ``tol`` are not used. Call it again, on the
           same chunks, for more epochs;
+        - no Polyak averaging (``ema_decay`` is not used): the model is the last
+          iterate;
         - the internal standardisation uses the mean and variance of all rows
           seen so far (``shift_``, ``scale_``, updated at every call), and
           :meth:`score_samples` stays the exact log-density in the data's units;
@@ -284,6 +287,7 @@ class BaseFlowDensity(
             batch_size=self.batch_size,
             learning_rate=self.learning_rate_init,
             alpha=self.alpha,
+            ema_decay=self.ema_decay,
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,

@@ -1,6 +1,8 @@
 """Docstring fragments shared by every skmaf estimator, so each class documents
 its full interface without the text being written three times."""
 
+import inspect
+
 TRAINING_PARAMETERS = """\
     max_iter : int, default=200
         Maximum number of epochs.
@@ -9,8 +11,17 @@ TRAINING_PARAMETERS = """\
         epoch are spread over the batches, so no batch is ragged.
     learning_rate_init : float, default=1e-3
         Adam's step size.
-    alpha : float, default=1e-6
-        L2 penalty on the weights, with ``MLPRegressor``'s meaning.
+    alpha : float, default=%(alpha)s
+        L2 penalty on the connection weights, with ``MLPRegressor``'s meaning:
+        ``0.5 * alpha * sum(W**2) / batch_size`` is added to each minibatch's
+        mean negative log-likelihood.
+    ema_decay : float in [0, 1), default=%(ema_decay)s
+        Polyak averaging: training keeps an exponential moving average of the
+        weights, updated after every minibatch step with this decay (at most
+        ``(1 + t) / (10 + t)`` at step ``t``, so that short fits are not held
+        near their initial weights), and validates and keeps the average
+        instead of the last iterate; Adam goes on from the iterate. 0 turns it
+        off. Not used by ``partial_fit``.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the data, stop when its
         log-likelihood stops improving, and restore the best epoch's weights.
@@ -81,8 +92,17 @@ FITTED_ATTRIBUTES = """\
 
 
 def fill_docstring(cls):
-    """Class decorator: put the shared fragments in place of their markers."""
+    """Class decorator: put the shared fragments in place of their markers.
+
+    Defaults that differ between estimators (``alpha``) are read from the
+    class's own ``__init__``, so the text cannot disagree with the code.
+    """
+    defaults = {name: parameter.default for name, parameter
+                in inspect.signature(cls.__init__).parameters.items()}
+    training = TRAINING_PARAMETERS
+    for name in ("alpha", "ema_decay"):
+        training = training.replace(f"%({name})s", repr(defaults[name]))
     cls.__doc__ = cls.__doc__.replace(
-        "    %(training_parameters)s\n", TRAINING_PARAMETERS
+        "    %(training_parameters)s\n", training
     ).replace("    %(fitted_attributes)s\n", FITTED_ATTRIBUTES)
     return cls

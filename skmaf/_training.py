@@ -5,11 +5,13 @@ each epoch, minibatches, L2 penalty ``alpha``, and stop when the monitored
 quantity has not improved by more than ``tol`` for ``n_iter_no_change`` epochs.
 With early stopping the monitored quantity is the validation log-likelihood
 and the best epoch's weights are restored at the end; without it, the training
-loss, and the last weights are kept.
+loss, and the last weights are kept. With ``ema_decay`` the weights validated
+and kept are the moving average of the iterates (:mod:`skmaf._averaging`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import types
 import warnings
@@ -20,6 +22,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adam import FlatAdam
+from ._averaging import WeightAverage
 from ._device import evaluate_in_chunks
 from ._flat_parameters import FlatParameters
 from ._progress import make_reporter
@@ -50,6 +53,7 @@ class TrainingOptions:
     tol: float
     verbose: int = 0
     compile: bool = False
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -100,10 +104,15 @@ class TrainingStep:
     ``compile`` skips it and its 5-20 s. ``manual_backward=False`` is for
     callers that rely on the modules' forward hooks, which the manual pass
     bypasses.
+
+    With ``ema_decay`` > 0, ``average`` is a
+    :class:`~skmaf._averaging.WeightAverage` of the parameters, updated after
+    every step; None otherwise.
     """
 
     def __init__(self, model: Flow, options: TrainingOptions, batch_size: int, *,
-                 compile: bool = False, manual_backward: bool = True, loss=None):
+                 compile: bool = False, manual_backward: bool = True, loss=None,
+                 ema_decay: float = 0.0):
         self.model = model
         self.parameters, self.optimizer = make_optimizer(model, options, batch_size)
         self.manual_backward = (manual_backward and loss is None
@@ -124,6 +133,8 @@ class TrainingStep:
         self._masked = [(flat, mask) for flat, group, mask in zip(
             self.parameters.flat, self.parameters.groups, self.parameters.flatten(masks, 1.0))
             if any(p in masks for p in group)]
+        self.average = (WeightAverage(self.parameters.flat, ema_decay) if ema_decay > 0
+                        else None)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Update the model on ``batch``; returns the minibatch loss (0-d, detached)."""
@@ -138,6 +149,8 @@ class TrainingStep:
         with torch.no_grad():
             for flat, mask in self._masked:
                 flat.mul_(mask)
+        if self.average is not None:
+            self.average.update()
         return loss.detach()
 
     def close(self) -> None:
@@ -248,7 +261,8 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    step = TrainingStep(model, options, batch_size, compile=options.compile)
+    step = TrainingStep(model, options, batch_size, compile=options.compile,
+                        ema_decay=options.ema_decay)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0
@@ -257,23 +271,26 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
         for epoch in range(1, options.max_iter + 1):
             train_nll = run_epoch(model, step, z_train, batch_size, rng, device)
             train_nll -= log_det_offset
-            score = -train_nll
-            if options.early_stopping and math.isfinite(train_nll):
-                score = _validation_score(model, z_train, z_val, device) + log_det_offset
-            if not (math.isfinite(train_nll) and math.isfinite(score)):
-                _handle_divergence(epoch, best_state, options)
-                break
-            result.n_iter = epoch
-            result.loss_curve.append(train_nll)
-            if options.early_stopping:
-                result.validation_scores.append(score)
-            no_improvement = 0 if score > best + options.tol else no_improvement + 1
-            improved = score > best
-            best = max(score, best)
-            # Early stopping keeps the best epoch; otherwise the last good one.
-            if improved or not options.early_stopping:
-                best_state = _copy_state(model)
-                result.best_iter = epoch
+            # The weights validated and kept are the average, where there is one;
+            # training goes on from the last iterate.
+            with step.average.applied() if step.average else contextlib.nullcontext():
+                score = -train_nll
+                if options.early_stopping and math.isfinite(train_nll):
+                    score = _validation_score(model, z_train, z_val, device) + log_det_offset
+                if not (math.isfinite(train_nll) and math.isfinite(score)):
+                    _handle_divergence(epoch, best_state, options)
+                    break
+                result.n_iter = epoch
+                result.loss_curve.append(train_nll)
+                if options.early_stopping:
+                    result.validation_scores.append(score)
+                no_improvement = 0 if score > best + options.tol else no_improvement + 1
+                improved = score > best
+                best = max(score, best)
+                # Early stopping keeps the best epoch; otherwise the last good one.
+                if improved or not options.early_stopping:
+                    best_state = _copy_state(model)
+                    result.best_iter = epoch
             if reporter is not None:
                 reporter.update(epoch, train_nll, score if options.early_stopping else None, best)
             if no_improvement >= options.n_iter_no_change:

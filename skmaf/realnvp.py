@@ -101,6 +101,7 @@ class RealNVPDensity(BaseFlowDensity):
         batch_size=100,
         learning_rate_init=1e-3,
         alpha=1e-6,
+        ema_decay=0.99,
         early_stopping=True,
         validation_fraction=0.1,
         n_iter_no_change=20,
@@ -118,6 +119,7 @@ class RealNVPDensity(BaseFlowDensity):
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
+        self.ema_decay = ema_decay
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -148,4 +148,5 @@ def test_score_samples_is_batch_invariant_and_matches_the_float64_model(estimato
     z = torch.from_numpy((rows - model.shift_) / model.scale_)
     with torch.no_grad():
         exact = model.module_.log_prob(z).numpy() - np.log(model.scale_).sum()
-    np.testing.assert_allclose(whole, exact, rtol=1e-5, atol=1e-5)
+    # Float32 rounding, relative: the tiny MAF MoG puts some rows 1e5 nats down.
+    np.testing.assert_allclose(whole, exact, rtol=5e-5, atol=1e-5)

@@ -110,6 +110,8 @@ def test_sample_rejects_bad_counts(fitted, n_samples, error):
     (dict(input_order="backwards"), "input_order"),
     (dict(validation_fraction=1.0), "validation_fraction"),
     (dict(learning_rate_init=0), "learning_rate_init"),
+    (dict(ema_decay=1.0), "ema_decay"),
+    (dict(ema_decay=-0.1), "ema_decay"),
     (dict(device=3), "device"),
     (dict(n_components=0), "n_components"),
 ])
