@@ -3,7 +3,11 @@
 A step is the whole of one minibatch update: forward pass, negative mean
 log-likelihood, backward pass and the optimiser step. The libraries run round
 by round (A B C ..., repeated), and each figure is the median over rounds, so
-drift on a shared machine hits all alike. The roofline is the dense float32
+drift on a shared machine hits all alike. Each round builds every model anew
+(but the compiled one): where a model's tensors land in memory moved the step
+time of two identical skmaf models by 13% (D=62, batch norm), so a run that kept
+one model per library for all its rounds drew that luck once per library, and
+its ratios moved run to run (1.33-1.73 at D=27 with batch norm). The roofline is the dense float32
 matmul rate of a 256x100 by 100x100 product, the shape that dominates a step,
 through the faster of torch's two CPU libraries for it, MKL (what ``torch.mm``
 uses) and oneDNN (skmaf/flows/onednn.py); each step is also stated as the
@@ -15,7 +19,7 @@ step through autograd, and "skmaf autograd compiled" that through ``torch.compil
 (what ``compile=True`` does for the models the hand-written pass does not cover), its
 one-off compilation in the untimed warm-up. Run:
 
-    python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 5] [--threads 1]
+    python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 7] [--threads 1]
         [--output benchmarks/micro.json]
 """
 
@@ -87,12 +91,11 @@ def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
                      generator=torch.Generator().manual_seed(0)).train()
     defaults = peers.Settings()
+    # With the default Polyak averaging, whose update after each step is part of it.
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=defaults.learning_rate,
                               alpha=defaults.alpha, early_stopping=True, n_iter_no_change=1,
-                              tol=0.0)
-    # With the default Polyak averaging, whose update after each step is part of it.
-    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd,
-                        ema_decay=defaults.ema_decay)
+                              tol=0.0, ema_decay=defaults.ema_decay)
+    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd)
 
 
 def zuko_step(n_features: int):
@@ -136,6 +139,11 @@ LIBRARIES = {
 }
 
 
+#: Models that every round reuses: compiling anew each round would cost 5-20 s a
+#: round and, past torch's recompile limit, silently fall back to eager mode.
+BUILT_ONCE = {"skmaf autograd compiled"}
+
+
 def steps_per_second(step, x, n_steps: int) -> float:
     for _ in range(5):
         step(x)
@@ -150,7 +158,7 @@ def main():
     parser.add_argument("--dims", nargs="+", type=int, default=[2, 10, 16, 27, 62])
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES),
                         choices=list(LIBRARIES))
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=40, help="steps timed per round")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(HERE / "micro.json"))
@@ -174,8 +182,10 @@ def main():
         steps = {name: LIBRARIES[name](n_features) for name in args.libraries}
         rates = {name: [] for name in args.libraries}
         for _ in range(args.rounds):
-            for name, step in steps.items():
-                rates[name].append(steps_per_second(step, x, args.steps))
+            for name in args.libraries:
+                if name not in BUILT_ONCE:
+                    steps[name] = LIBRARIES[name](n_features)
+                rates[name].append(steps_per_second(steps[name], x, args.steps))
         median = {name: statistics.median(values) for name, values in rates.items()}
         best_peer = max((median[name] for name in median
                          if name.split("+")[0] in ("zuko", "nflows")), default=np.nan)

@@ -2,8 +2,8 @@
 
 Each variant is a set of ``MAFDensity`` parameters on top of the benchmark's
 "skmaf MAF+BN" (K=5, L=2, H=100, batch norm), fitted as ``run.py`` fits it
-(batch 256, learning rate 1e-3, ``--max-iter`` epochs, patience 20, the same
-splits). It prints, for each data set, the test mean log-likelihood of every
+(``peers.Settings``: MAFDensity's batch size, learning rate, patience and
+tolerance, ``--max-iter`` epochs, the same splits). It prints, for each data set, the test mean log-likelihood of every
 variant averaged over the seeds (and per seed), next to reference models of
 ``run.py`` fitted once. This is how the choices that are not defaults were
 measured (benchmarks/README.md, "Tried and not adopted"). Run:

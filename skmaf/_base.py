@@ -52,6 +52,10 @@ __all__ = ["BaseFlowDensity"]
 #: layout would load into today's classes and score wrongly without an error.
 MODEL_FORMAT = 2
 
+#: Parameters added after estimators were first pickled, with the value that
+#: behaves as the estimator did before them.
+_PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0}
+
 
 @contextmanager
 def _unchanged_on_error(estimator):
@@ -511,6 +515,9 @@ class BaseFlowDensity(
                 state["module_"], state["device_"]
             )
             state["_scoring_flow"] = float32_copy(state["module_"])
+        # A pickle made before a parameter existed gets the value that trains as
+        # it was trained (the fitted model itself is the same kind: no new layout).
+        state = {**_PARAMETERS_BEFORE_THEY_EXISTED, **state}
         super().__setstate__(state)
 
 

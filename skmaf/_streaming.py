@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -85,8 +85,10 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
         model.freeze_statistics(z)
     batch_size = min(options.batch_size, z.shape[0])
     # Autograd, not the manual backward pass: the running statistics come
-    # from the batch norm layers' forward hooks.
-    step = TrainingStep(model, options, batch_size, manual_backward=False)
+    # from the batch norm layers' forward hooks. No Polyak averaging: a chunk's
+    # epoch keeps its last iterate, and the next call goes on from it.
+    step = TrainingStep(model, replace(options, ema_decay=0.0), batch_size,
+                        manual_backward=False)
     optimizer = step.optimizer
     if state.optimizer_state is not None:
         # Only the moment estimates: learning_rate_init, alpha and batch_size

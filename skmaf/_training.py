@@ -105,14 +105,13 @@ class TrainingStep:
     callers that rely on the modules' forward hooks, which the manual pass
     bypasses.
 
-    With ``ema_decay`` > 0, ``average`` is a
+    With ``options.ema_decay`` > 0, ``average`` is a
     :class:`~skmaf._averaging.WeightAverage` of the parameters, updated after
     every step; None otherwise.
     """
 
     def __init__(self, model: Flow, options: TrainingOptions, batch_size: int, *,
-                 compile: bool = False, manual_backward: bool = True, loss=None,
-                 ema_decay: float = 0.0):
+                 compile: bool = False, manual_backward: bool = True, loss=None):
         self.model = model
         self.parameters, self.optimizer = make_optimizer(model, options, batch_size)
         self.manual_backward = (manual_backward and loss is None
@@ -133,8 +132,8 @@ class TrainingStep:
         self._masked = [(flat, mask) for flat, group, mask in zip(
             self.parameters.flat, self.parameters.groups, self.parameters.flatten(masks, 1.0))
             if any(p in masks for p in group)]
-        self.average = (WeightAverage(self.parameters.flat, ema_decay) if ema_decay > 0
-                        else None)
+        self.average = (WeightAverage(self.parameters.flat, options.ema_decay)
+                        if options.ema_decay > 0 else None)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Update the model on ``batch``; returns the minibatch loss (0-d, detached)."""
@@ -261,8 +260,7 @@ def train_flow(model: Flow, z_train: torch.Tensor, z_val: torch.Tensor | None,
     """
     result = TrainingResult(validation_scores=[] if options.early_stopping else None)
     batch_size = min(options.batch_size, z_train.shape[0])
-    step = TrainingStep(model, options, batch_size, compile=options.compile,
-                        ema_decay=options.ema_decay)
+    step = TrainingStep(model, options, batch_size, compile=options.compile)
     best = -math.inf  # best monitored score: validation LL, or minus the training loss
     best_state = None
     no_improvement = 0

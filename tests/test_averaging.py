@@ -45,8 +45,8 @@ def test_applied_swaps_the_average_in_and_restores_the_weights_even_on_error():
 
 def test_a_training_step_averages_its_iterates_and_the_masks_hold():
     flow = build_maf(3, 2, 1, 8, generator=torch.Generator().manual_seed(0))
-    options = TrainingOptions(max_iter=1, early_stopping=False, **OPTIONS)
-    step = TrainingStep(flow, options, 10, ema_decay=0.9)
+    options = TrainingOptions(max_iter=1, early_stopping=False, ema_decay=0.9, **OPTIONS)
+    step = TrainingStep(flow, options, 10)
     expected = [flat.detach().clone() for flat in step.parameters.flat]
     generator = torch.Generator().manual_seed(1)
     for t in range(1, 31):

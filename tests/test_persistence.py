@@ -109,3 +109,17 @@ def test_gpu_and_cpu_fits_score_alike(gaussian_data):
     np.testing.assert_allclose(on_gpu.score_samples(gaussian_data),
                                on_cpu.score_samples(gaussian_data), atol=1e-3)
     np.testing.assert_array_equal(on_gpu.sample(3, random_state=0).shape, (3, 3))
+
+
+def test_a_pickle_from_before_polyak_averaging_loads_and_refits_as_it_was_trained(
+        fitted, gaussian_data):
+    state = fitted.__getstate__()
+    del state["ema_decay"]  # as saved by a skmaf without the parameter
+    restored = type(fitted).__new__(type(fitted))
+    restored.__setstate__(state)
+    _assert_same_model(restored, fitted, gaussian_data)
+    assert restored.get_params()["ema_decay"] == 0.0
+    refit = clone(restored).fit(gaussian_data)
+    expected = clone(fitted).set_params(ema_decay=0.0).fit(gaussian_data)
+    np.testing.assert_array_equal(refit.score_samples(gaussian_data),
+                                  expected.score_samples(gaussian_data))
