@@ -19,7 +19,7 @@ step through autograd, and "skmaf autograd compiled" that through ``torch.compil
 (what ``compile=True`` does for the models the hand-written pass does not cover), its
 one-off compilation in the untimed warm-up. Run:
 
-    python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 7] [--threads 1]
+    python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 11] [--threads 1]
         [--output benchmarks/micro.json]
 """
 
@@ -158,7 +158,7 @@ def main():
     parser.add_argument("--dims", nargs="+", type=int, default=[2, 10, 16, 27, 62])
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES),
                         choices=list(LIBRARIES))
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--steps", type=int, default=40, help="steps timed per round")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(HERE / "micro.json"))

@@ -8,8 +8,10 @@ Each line times two ways of computing the same thing, in alternating rounds
   numbers as views into two flat tensors (``skmaf/_flat_parameters.py``), and
   against skmaf's own Adam over those, which calls the same fused kernel without
   ``torch.optim``'s Python (``skmaf/_adam.py``);
-- the first MADE layer's gradients with a D-wide operand as it is, and
-  zero-padded to a multiple of 16 columns (``_AffineStep`` in
+- the first MADE layer's gradients: d/dW as ``grad^T x``, with ``x``
+  zero-padded to a multiple of 16 columns, and as ``(x^T grad)^T`` (the
+  product with its narrow side first, then copied into place); d/dx with a
+  D-wide operand as it is and zero-padded (``_AffineStep`` in
   ``skmaf/flows/manual_backward.py``);
 - the soft clamp ``tanh(r / 7)`` against ``2 sigmoid(2 r / 7) - 1``;
 - batch statistics by ``torch.var_mean`` against a mean and a mean of squares;
@@ -79,10 +81,15 @@ def first_layer(n_features: int) -> None:
     weight = torch.randn(H, n_features)
     x_padded = torch.nn.functional.pad(x, (0, padded - n_features))
     weight_padded = torch.nn.functional.pad(weight, (0, padded - n_features))
-    compare(f"d/dW and d/dx of the first layer, D={n_features} (padded to {padded})", {
-        "as is": lambda: (grad.t() @ x, grad @ weight),
-        "padded": lambda: ((grad.t() @ x_padded)[:, :n_features],
-                           (grad @ weight_padded)[:, :n_features]),
+    grad_weight = torch.empty(H, n_features)
+    compare(f"d/dW of the first layer, D={n_features} (padded to {padded})", {
+        "grad^T x": lambda: torch.mm(grad.t(), x, out=grad_weight),
+        "grad^T x, padded": lambda: grad_weight.copy_((grad.t() @ x_padded)[:, :n_features]),
+        "(x^T grad)^T": lambda: grad_weight.copy_(torch.mm(x.t(), grad).t()),
+    })
+    compare(f"d/dx of the first layer, D={n_features} (padded to {padded})", {
+        "as is": lambda: grad @ weight,
+        "padded": lambda: (grad @ weight_padded)[:, :n_features],
     })
 
 

@@ -90,17 +90,19 @@ class ManualBackward:
         """
         n_rows, n_features = x.shape
         caches = []
-        # log|det| of each layer as a 0-d tensor: summed over the rows for
-        # MADE steps, of one row for batch norm (the same for every row).
-        log_dets = {_AffineStep: [], _BatchNormStep: []}
+        # What each layer adds to log|det|, summed once for all layers below:
+        # one sum over many tensors is a few ops, a sum per layer is a few per layer.
+        log_scales = {_AffineStep: [], _BatchNormStep: []}
         for step in self._steps:
-            x, cache, log_det = step.forward(x)
+            x, cache, log_scale = step.forward(x)
             caches.append(cache)
-            log_dets[type(step)].append(log_det)
+            log_scales[type(step)].extend(log_scale)
         # The loss: 0.5 |u|^2 + (D/2) log(2 pi) - log|det|, averaged over the rows.
-        loss = (x.square().sum() * 0.5 - torch.stack(log_dets[_AffineStep]).sum()) / n_rows
-        if log_dets[_BatchNormStep]:
-            loss -= torch.stack(log_dets[_BatchNormStep]).sum()
+        # A MADE step's log|det| is the sum of its n x D log-scales; batch norm's,
+        # the same for every row, the sum of its D log-scales (one row's).
+        loss = (x.square().sum() * 0.5 - torch.cat(log_scales[_AffineStep], dim=1).sum()) / n_rows
+        if log_scales[_BatchNormStep]:
+            loss -= torch.cat(log_scales[_BatchNormStep]).sum()
         loss += 0.5 * n_features * math.log(2 * math.pi)
 
         constants = self._constants.get((n_rows, x.dtype, x.device))
@@ -132,37 +134,43 @@ class _AffineStep:
         self.layers = [(layer.weight, layer.bias, gradients[layer.weight], gradients[layer.bias])
                        for layer in made.layers]
         self.relu = type(made.activation) is nn.ReLU
-        # Each layer's product, oneDNN's or F.linear (skmaf/flows/onednn.py): by the
-        # weight's shape alone, the same in the forward pass and in d/d(input).
-        self.products = [onednn.linear if onednn.prefers_onednn(*layer.weight.shape)
-                         else F.linear for layer in made.layers]
+        # Each layer's product through oneDNN's op (skmaf/flows/onednn.py) or, where
+        # that is None, F.linear: by the weight's shape alone, the same in the forward
+        # pass and in d/d(input). Decided here, once, not at every product.
+        self.onednn_ops = [onednn.op_for(layer.weight)
+                           if onednn.prefers_onednn(*layer.weight.shape) else None
+                           for layer in made.layers]
         # In place, on the product's own output: one tensor fewer a layer.
         self.activation = in_place(made.activation)
         self.n_features = made.n_features
-        # MKL multiplies a D-wide operand 2-3x faster when it is zero-padded
-        # to a multiple of 16 columns (measured with D = 2, 10, 27, 62), more
-        # than the padding costs: the first layer's gradients are computed so.
+        # MKL computes grad @ W for a D-wide W faster when W is zero-padded to a
+        # multiple of 16 columns (1.3-2.5x at D = 2 to 62, benchmarks/step_parts.py),
+        # the padding included: the first layer's d/dx is computed so.
         self.padded_width = -(-self.n_features // 16) * 16
         self._buffers = {}
 
     def forward(self, x):
         hidden = []
         h = x
-        for (weight, bias, _, _), product in zip(self.layers[:-1], self.products):
-            if self.relu and product is onednn.linear:
-                h = onednn.linear_relu(h, weight, bias)
+        for (weight, bias, _, _), op in zip(self.layers[:-1], self.onednn_ops):
+            if op is None:
+                h = self.activation(F.linear(h, weight, bias))
+            elif self.relu:
+                h = op(h, weight, bias, "relu", [None], "")
             else:
-                h = self.activation(product(h, weight, bias))
+                h = self.activation(op(h, weight, bias, "none", [None], ""))
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
-        beta, raw_alpha = self.products[-1](h, weight, bias).tensor_split(2, dim=1)
+        op = self.onednn_ops[-1]
+        output = F.linear(h, weight, bias) if op is None else op(h, weight, bias, "none", [None], "")
+        beta, raw_alpha = output.tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
         # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
         sigmoid = torch.sigmoid(raw_alpha * (2 / LOG_SCALE_BOUND))
         minus_alpha = torch.rsub(sigmoid, LOG_SCALE_BOUND, alpha=2 * LOG_SCALE_BOUND)
         scale = torch.exp(minus_alpha)
         y = torch.addcmul(beta, x, scale)
-        return y, (x, hidden, sigmoid, scale), minus_alpha.sum()
+        return y, (x, hidden, sigmoid, scale), [minus_alpha]
 
     def backward(self, cache, grad_y, constants, need_input_gradient):
         """Gradients of the MADE's weights from ``grad_y = d loss / d y``; returns d loss / d x.
@@ -191,15 +199,19 @@ class _AffineStep:
             torch.mm(grad.t(), below, out=grad_weight)
             torch.sum(grad, dim=0, out=grad_bias)
             # grad @ weight; torch.mm rather than F.linear(grad, weight.t()), 1 us less.
-            grad = (torch.mm(grad, weight) if self.products[depth] is F.linear
-                    else onednn.linear(grad, weight.t()))
+            op = self.onednn_ops[depth]
+            grad = (torch.mm(grad, weight) if op is None
+                    else op(grad, weight.t(), None, "none", [None], ""))
             if self.relu:
                 grad = torch.ops.aten.threshold_backward(grad, below, 0)
             else:
                 grad.mul_(1 - below.square())  # tanh' = 1 - tanh^2
 
         weight, _, grad_weight, grad_bias = self.layers[0]
-        grad_weight.copy_(torch.mm(grad.t(), self._padded(x))[:, :n_features])
+        # (x^T grad)^T rather than grad^T x: MKL computes this H x D product faster
+        # with its narrow side first than with x padded, 2.4x at D=2, 1.2x at D=10,
+        # the same at 27 and 62 (benchmarks/step_parts.py).
+        grad_weight.copy_(torch.mm(x.t(), grad).t())
         torch.sum(grad, dim=0, out=grad_bias)
         if not need_input_gradient:
             return None
@@ -231,7 +243,7 @@ class _BatchNormStep:
     d/dx, d/dgamma and d/dbeta in one more; what they leave out is the
     log-determinant ``sum(log_scale)`` per row, which enters the loss as
     ``-sum(log_scale)``: its derivative is -1 in ``log_gamma`` and
-    ``(x - mean) / (n (var + eps))`` in ``x``. 11 ops a layer, forward and
+    ``(x - mean) / (n (var + eps))`` in ``x``. 10 ops a layer, forward and
     backward, against 18 for the same formulas written out: on a layer whose
     cost is all per-op overhead, that halved its time.
     """
@@ -245,8 +257,8 @@ class _BatchNormStep:
         gamma = torch.exp(self.log_gamma)
         u, mean, inverse_std = torch.native_batch_norm(x, gamma, self.beta, None, None, True,
                                                        0.0, self.eps)
-        log_det = torch.add(self.log_gamma, torch.log(inverse_std)).sum()
-        return u, (x, gamma, mean, inverse_std), log_det
+        # log_scale = log_gamma + log(inverse_std): ManualBackward sums all layers' at once.
+        return u, (x, gamma, mean, inverse_std), [self.log_gamma, torch.log(inverse_std)]
 
     def backward(self, cache, grad_u, constants, need_input_gradient):
         x, gamma, mean, inverse_std = cache
@@ -254,6 +266,8 @@ class _BatchNormStep:
         # kernel took 39 us on such a slice of 256 x 62 and 15 us on a contiguous
         # copy, the copy included (no difference at D=10).
         grad_u = grad_u.contiguous()
+        # (Not the op's out= variant, which wrote d/dbeta in place but took 1.3-1.9x
+        # as long as this op and the copy together, at D = 2 and 10.)
         grad_x, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
             grad_u, x, gamma, None, None, mean, inverse_std, True, self.eps,
             [need_input_gradient, True, True])

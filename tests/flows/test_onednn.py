@@ -112,3 +112,19 @@ def test_a_layer_under_no_grad_computes_what_it_does_with_autograd():
     assert with_autograd.requires_grad  # oneDNN's op has no backward: F.linear here
     with torch.no_grad():
         torch.testing.assert_close(layer(x), with_autograd.detach())
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")  # torch's flags() says it
+def test_op_for_gives_the_op_exactly_where_linear_would_use_it(monkeypatch):
+    x, weight, bias = _product(24, 100, 100)
+    op = onednn.op_for(weight)
+    if onednn.available():
+        torch.testing.assert_close(op(x, weight, bias, "relu", [None], ""),
+                                   F.linear(x, weight, bias).relu())
+    else:
+        assert op is None
+    assert onednn.op_for(weight.double()) is None
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert onednn.op_for(weight) is None
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    assert onednn.op_for(weight) is None
