@@ -162,7 +162,10 @@ class _AffineStep:
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
         op = self.onednn_ops[-1]
-        output = F.linear(h, weight, bias) if op is None else op(h, weight, bias, "none", [None], "")
+        if op is None:
+            output = F.linear(h, weight, bias)
+        else:
+            output = op(h, weight, bias, "none", [None], "")
         beta, raw_alpha = output.tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
         # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
