@@ -115,6 +115,10 @@ class ManualBackward:
         return loss
 
 
+#: Below this many features, the first layer's d/dW is computed as ``(x^T grad)^T``.
+NARROW_SIDE_FIRST_BELOW = 16
+
+
 class _Constants:
     """Scalars the backward pass adds, as 0-d tensors so that one fused op can use them."""
 
@@ -143,9 +147,10 @@ class _AffineStep:
         # In place, on the product's own output: one tensor fewer a layer.
         self.activation = in_place(made.activation)
         self.n_features = made.n_features
-        # MKL computes grad @ W for a D-wide W faster when W is zero-padded to a
-        # multiple of 16 columns (1.3-2.5x at D = 2 to 62, benchmarks/step_parts.py),
-        # the padding included: the first layer's d/dx is computed so.
+        # MKL computes grad @ W and grad^T x for a D-wide W or x faster when it is
+        # zero-padded to a multiple of 16 columns (d/dx 1.3-2.5x at D = 2 to 62,
+        # benchmarks/step_parts.py), the padding included: the first layer's
+        # gradients are computed so, but d/dW below 16 columns.
         self.padded_width = -(-self.n_features // 16) * 16
         self._buffers = {}
 
@@ -211,10 +216,15 @@ class _AffineStep:
                 grad.mul_(1 - below.square())  # tanh' = 1 - tanh^2
 
         weight, _, grad_weight, grad_bias = self.layers[0]
-        # (x^T grad)^T rather than grad^T x: MKL computes this H x D product faster
-        # with its narrow side first than with x padded, 2.4x at D=2, 1.2x at D=10,
-        # the same at 27 and 62 (benchmarks/step_parts.py).
-        grad_weight.copy_(torch.mm(x.t(), grad).t())
+        if n_features < NARROW_SIDE_FIRST_BELOW:
+            # (x^T grad)^T: MKL computes this H x D product faster with its narrow
+            # side first than with x padded, 2.4x at D=2, 1.2x at D=10 (not so from
+            # D=16 on; benchmarks/step_parts.py).
+            grad_weight.copy_(torch.mm(x.t(), grad).t())
+        elif self.padded_width == n_features:
+            torch.mm(grad.t(), x, out=grad_weight)
+        else:
+            grad_weight.copy_(torch.mm(grad.t(), self._padded(x))[:, :n_features])
         torch.sum(grad, dim=0, out=grad_bias)
         if not need_input_gradient:
             return None
