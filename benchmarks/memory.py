@@ -96,7 +96,7 @@ def main() -> None:
             input_mb = 0 if name == "sample" else X.nbytes / MB
             print(f"| {name} | {n_rows:,} | {input_mb:.0f} | {output:.0f} | {extra:.1f} | "
                   f"{seconds:.1f} |", flush=True)
-        del X
+        X = None  # frees the rows before the next, larger, batch is drawn
 
 
 if __name__ == "__main__":

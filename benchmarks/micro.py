@@ -168,12 +168,12 @@ def main():
 
     import run  # for the machine description
 
-    rates = product_rates()
-    roofline = max(rates.values())
+    products = product_rates()
+    roofline = max(products.values())
     print(f"{time.strftime('%Y-%m-%d')}, {run.machine()}, {args.threads} thread(s); "
           f"roofline: {roofline:.1f} GFLOP/s (float32 {BATCH}x{peers.H} @ "
           f"{peers.H}x{peers.H}, the faster of "
-          + ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items()) + ")\n")
+          + ", ".join(f"{name} {rate:.1f}" for name, rate in products.items()) + ")\n")
     print("| D | library | step (ms) | samples/s | vs zuko | vs best peer | % of roofline |")
     print("|---|---|---|---|---|---|---|")
     results = []
@@ -201,7 +201,7 @@ def main():
                   f"| {100 * fraction:.0f}% |", flush=True)
     Path(args.output).write_text(json.dumps(
         {"date": time.strftime("%Y-%m-%d"), "machine": run.machine(), "threads": args.threads,
-         "batch": BATCH, "roofline_gflops": roofline, "product_gflops": rates,
+         "batch": BATCH, "roofline_gflops": roofline, "product_gflops": products,
          "results": results}, indent=1))
     print(f"\nwrote {args.output}")
 

@@ -3,10 +3,10 @@
 Each variant is a set of ``MAFDensity`` parameters on top of the benchmark's
 "skmaf MAF+BN" (K=5, L=2, H=100, batch norm), fitted as ``run.py`` fits it
 (``peers.Settings``: MAFDensity's batch size, learning rate, patience and
-tolerance, ``--max-iter`` epochs, the same splits). It prints, for each data set, the test mean log-likelihood of every
-variant averaged over the seeds (and per seed), next to reference models of
-``run.py`` fitted once. This is how the choices that are not defaults were
-measured (benchmarks/README.md, "Tried and not adopted"). Run:
+tolerance, ``--max-iter`` epochs, the same splits). It prints, for each data set, the
+test mean log-likelihood of every variant averaged over the seeds (and per seed),
+next to reference models of ``run.py`` fitted once. This is how the choices that are
+not defaults were measured (benchmarks/README.md, "Tried and not adopted"). Run:
 
     python benchmarks/variants.py --variants '{}' '{"alpha": 10}' \\
         '{"input_order": "random"}' [--sets 30_satellite digits] [--seeds 0 1 2] \\

@@ -7,7 +7,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from ._common import TINY
+from ._common import TINY  # noqa: E402 (after the thread count is set)
 
 
 @pytest.fixture

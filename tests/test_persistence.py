@@ -29,7 +29,8 @@ def _assert_same_model(loaded, original, X):
     np.testing.assert_array_equal(loaded.score_samples(X), original.score_samples(X))
     if hasattr(original, "transform"):
         np.testing.assert_array_equal(loaded.transform(X), original.transform(X))
-    np.testing.assert_array_equal(loaded.sample(7, random_state=3), original.sample(7, random_state=3))
+    np.testing.assert_array_equal(loaded.sample(7, random_state=3),
+                                  original.sample(7, random_state=3))
 
 
 def test_pickle_round_trip_gives_identical_results(fitted, gaussian_data):

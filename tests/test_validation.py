@@ -120,7 +120,8 @@ def test_invalid_parameters_are_reported_at_fit(estimator, params, message, gaus
     if message not in estimator().get_params():
         pytest.skip(f"{estimator.__name__} has no {message}")
     model = estimator(**params)  # never raises in __init__
-    with pytest.raises(ValueError, match=f"The '{message}' parameter of {estimator.__name__} must"):
+    expected = f"The '{message}' parameter of {estimator.__name__} must"
+    with pytest.raises(ValueError, match=expected):
         model.fit(gaussian_data)
 
 

@@ -93,7 +93,8 @@ def test_random_order_comes_from_the_generator():
     assert np.array_equal(np.sort(first), np.arange(20))
 
 
-@pytest.mark.parametrize("n_features, n_hidden_layers, n_context", [(1, 1, 0), (5, 2, 0), (6, 3, 2)])
+@pytest.mark.parametrize("n_features, n_hidden_layers, n_context",
+                         [(1, 1, 0), (5, 2, 0), (6, 3, 2)])
 @pytest.mark.parametrize("order", ["sequential", "random"])
 def test_sequential_evaluation_equals_the_d_pass_fixed_point(n_features, n_hidden_layers,
                                                              n_context, order):
