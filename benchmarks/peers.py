@@ -153,9 +153,7 @@ def train_torch_flow(module: torch.nn.Module, log_prob, train: torch.Tensor,
             settings.ema_decay)
     n_batches = max(len(train) // settings.batch_size, 1)
     best, best_state, no_improvement = -math.inf, None, 0
-    epochs = 0
-    while epochs < settings.max_iter:
-        epochs += 1
+    for epoch in range(1, settings.max_iter + 1):  # noqa: B007 (returned after the loop)
         module.train()
         for index in torch.randperm(len(train), generator=generator).tensor_split(n_batches):
             loss = -log_prob(train[index]).mean()
@@ -177,7 +175,7 @@ def train_torch_flow(module: torch.nn.Module, log_prob, train: torch.Tensor,
         if no_improvement >= settings.n_iter_no_change:
             break
     module.load_state_dict(best_state)
-    return epochs
+    return epoch
 
 
 class TorchFlowModel(Model):
