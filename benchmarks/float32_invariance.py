@@ -19,7 +19,7 @@ import time
 import torch
 
 from skmaf.flows import build_maf
-from skmaf.flows import evaluation as scoring
+from skmaf._accelerated import scoring
 
 SIZES = (1, 2, 3, 4, 5, 8, 10, 12, 16, 17, 33, 64, 100)
 
@@ -70,10 +70,10 @@ def main():
         flow = build_maf(n_features, 2, 2, n_units, generator=torch.Generator().manual_seed(0))
         flow.freeze_statistics(torch.randn(500, n_features))
         x = 3 * torch.randn(300, n_features)
-        padded = scoring.float32_copy(flow.double())
+        padded = scoring.scoring_copy(flow.double())
         scoring_min_out, scoring.MIN_OUT_FEATURES = scoring.MIN_OUT_FEATURES, 0
         try:
-            unpadded = scoring.float32_copy(flow)
+            unpadded = scoring.scoring_copy(flow)
         finally:
             scoring.MIN_OUT_FEATURES = scoring_min_out
         print(f"   D={n_features:>2} H={n_units:>3}: padded as skmaf does "
@@ -85,7 +85,7 @@ def main():
     flow.freeze_statistics(torch.randn(2000, 10))
     flow = flow.double()
     x = torch.randn(10_000, 10, dtype=torch.float64)
-    copy = scoring.float32_copy(flow)
+    copy = scoring.scoring_copy(flow)
     candidates = {
         "float64 model": lambda chunk: flow.log_prob(chunk),
         "float32 copy": lambda chunk: copy.base.log_prob(copy(chunk.float())[0].double()),

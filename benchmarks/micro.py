@@ -10,14 +10,15 @@ one model per library for all its rounds drew that luck once per library, and
 its ratios moved run to run (1.33-1.73 at D=27 with batch norm). The roofline is the dense float32
 matmul rate of a 256x100 by 100x100 product, the shape that dominates a step,
 through the faster of torch's two CPU libraries for it, MKL (what ``torch.mm``
-uses) and oneDNN (skmaf/flows/onednn.py); each step is also stated as the
+uses) and oneDNN (skmaf/_accelerated/onednn.py); each step is also stated as the
 fraction of it that its dense-equivalent FLOPs reach.
 "plain MLP" is the same shapes unmasked, with no flow arithmetic, through autograd:
 a reference for what the masks and the flow cost. "skmaf" rows are what
-``MAFDensity.fit`` runs (the hand-written backward pass); "skmaf autograd" is the same
-step through autograd, and "skmaf autograd compiled" that through ``torch.compile``
-(what ``compile=True`` does for the models the hand-written pass does not cover), its
-one-off compilation in the untimed warm-up. Run:
+``MAFDensity.fit`` runs (the accelerator's step: the hand-written backward pass); "skmaf
+autograd" is the same step through autograd, "skmaf autograd compiled" that through
+``torch.compile`` (what ``compile=True`` does for the models the hand-written pass does not
+cover), its one-off compilation in the untimed warm-up, and "skmaf reference" the reference
+step (autograd and ``torch.optim.Adam``, what ``SKMAF_ACCELERATE=0`` trains with). Run:
 
     python benchmarks/micro.py [--dims 2 10 16 27 62] [--rounds 11] [--threads 1]
         [--output benchmarks/micro.json]
@@ -51,10 +52,10 @@ def matmul_gflops(product=torch.mm, repeat: int = 2000) -> float:
 
 def product_rates() -> dict:
     """GFLOP/s of the roofline's product through each float32 CPU library torch has."""
-    from skmaf.flows import onednn
+    from skmaf._accelerated import onednn, private_ops
 
     products = {"MKL": torch.mm}
-    if onednn.available():
+    if private_ops.available("onednn_linear"):
         products["oneDNN"] = lambda a, b: onednn.linear(a, b.t())
     return {name: statistics.median(matmul_gflops(product) for _ in range(5))
             for name, product in products.items()}
@@ -81,11 +82,15 @@ def _autograd_step(parameters, log_prob):
 
 
 def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
-               compile: bool = False):
-    """What ``MAFDensity.fit`` runs per step (its ``TrainingStep``, default options);
+               compile: bool = False, reference: bool = False):
+    """What ``MAFDensity.fit`` runs per step (the accelerator's step, default options);
     ``autograd`` without the hand-written backward pass, ``compile`` through
-    ``torch.compile`` (its one-off compilation happens in the untimed warm-up steps)."""
-    from skmaf._training import TrainingOptions, TrainingStep
+    ``torch.compile`` (its one-off compilation happens in the untimed warm-up steps),
+    ``reference`` the reference step (autograd and torch.optim.Adam, what
+    ``SKMAF_ACCELERATE=0`` trains with)."""
+    from skmaf._accelerated.step import AcceleratedStep
+    from skmaf._training import TrainingOptions
+    from skmaf._training.step import ReferenceStep
     from skmaf.flows import build_maf
 
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
@@ -93,9 +98,11 @@ def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
     defaults = peers.Settings()
     # With the default Polyak averaging, whose update after each step is part of it.
     options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=defaults.learning_rate,
-                              alpha=defaults.alpha, early_stopping=True, n_iter_no_change=1,
-                              tol=0.0, ema_decay=defaults.ema_decay)
-    return TrainingStep(flow, options, BATCH, compile=compile, manual_backward=not autograd)
+                              l2_penalty=defaults.alpha, early_stopping=True, n_iter_no_change=1,
+                              tol=0.0, ema_decay=defaults.ema_decay, compile=compile)
+    if reference:
+        return ReferenceStep(flow, options, BATCH)
+    return AcceleratedStep(flow, options, BATCH, manual_backward=not autograd)
 
 
 def zuko_step(n_features: int):
@@ -132,6 +139,7 @@ LIBRARIES = {
     "skmaf autograd": lambda d: skmaf_step(d, batch_norm=False, autograd=True),
     "skmaf autograd compiled": lambda d: skmaf_step(d, batch_norm=False, autograd=True,
                                                     compile=True),
+    "skmaf reference": lambda d: skmaf_step(d, batch_norm=False, reference=True),
     "zuko": zuko_step,
     "nflows": lambda d: nflows_step(d, batch_norm=False),
     "nflows+BN": lambda d: nflows_step(d, batch_norm=True),

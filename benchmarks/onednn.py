@@ -1,4 +1,4 @@
-"""MKL against oneDNN for skmaf's float32 products on the CPU (skmaf/flows/onednn.py).
+"""MKL against oneDNN for skmaf's float32 products on the CPU (skmaf/_accelerated/onednn.py).
 
 1. The rate of a dense float32 product through each (GFLOP/s), at the 256 rows
    of a training step and the 2,048 rows of a scoring chunk.
@@ -18,6 +18,7 @@ Medians over alternating rounds, one thread. Run:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -28,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from skmaf import MAFDensity
-from skmaf.flows import onednn
+from skmaf._accelerated import onednn, private_ops
 
 H = 100
 
@@ -96,15 +97,21 @@ def _made_products(n_out: int, n_in: int) -> list:
     ]
 
 
-def _step_seconds(n_features: int, batch_norm: bool, rounds: int, real) -> tuple:
+def _use_onednn(flag: bool) -> None:
+    os.environ[private_ops.ONEDNN_SWITCH] = "1" if flag else "0"
+
+
+def _step_seconds(n_features: int, batch_norm: bool, rounds: int) -> tuple:
     """Median seconds of skmaf's training step with oneDNN off, then on."""
-    step = micro.skmaf_step(n_features, batch_norm)
+    steps = {}
+    for flag in (False, True):  # a step chooses its products when it is built
+        _use_onednn(flag)
+        steps[flag] = micro.skmaf_step(n_features, batch_norm)
     x = torch.randn(micro.BATCH, n_features)
     times = {flag: [] for flag in (False, True)}
     for _ in range(rounds):
         for flag in times:
-            onednn.available = real if flag else (lambda: False)
-            times[flag].append(alternating({"step": lambda: step(x)}, 1, 100)["step"])
+            times[flag].append(alternating({"step": lambda: steps[flag](x)}, 1, 100)["step"])
     return tuple(statistics.median(times[flag]) for flag in (False, True))
 
 
@@ -113,25 +120,24 @@ def whole_step_and_scoring(dims, rounds: int) -> None:
           "oneDNN off / on")
     print("| D | MAF step | MAF+BN step | score_samples (MAF+BN) | largest score difference |")
     print("|---|---|---|---|---|")
-    real = onednn.available
     try:
         for n_features in dims:
             cells = []
             for batch_norm in (False, True):
-                off, on = _step_seconds(n_features, batch_norm, rounds, real)
+                off, on = _step_seconds(n_features, batch_norm, rounds)
                 cells.append(f"{off * 1e3:.2f} / {on * 1e3:.2f} ({off / on:.2f}x)")
             rng = np.random.RandomState(0)
             model = MAFDensity(5, n_hidden_layers=2, n_hidden_units=H, max_iter=1,
                                random_state=0).fit(rng.randn(2000, n_features))
             rows = rng.randn(10_000, n_features)
-            onednn.available = lambda: False
+            _use_onednn(False)
             scores_off = model.score_samples(rows)
-            onednn.available = real
+            _use_onednn(True)
             difference = np.abs(model.score_samples(rows) - scores_off).max()
             times = {flag: [] for flag in (False, True)}
             for _ in range(rounds):
                 for flag in times:
-                    onednn.available = real if flag else (lambda: False)
+                    _use_onednn(flag)
                     start = time.perf_counter()
                     model.score_samples(rows)
                     times[flag].append(time.perf_counter() - start)
@@ -140,7 +146,7 @@ def whole_step_and_scoring(dims, rounds: int) -> None:
             cells.append(f"{difference:.1e}")
             print(f"| {n_features} | " + " | ".join(cells) + " |", flush=True)
     finally:
-        onednn.available = real
+        _use_onednn(True)
 
 
 def main():
@@ -151,7 +157,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    if not onednn.available():
+    if not private_ops.available("onednn_linear"):
         raise SystemExit("torch's oneDNN linear is not available here: nothing to compare.")
     product_rates(args.rounds)
     product_table(args.dims, args.rounds)

@@ -31,7 +31,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KernelDensity
 
 from skmaf import MAFDensity
-from skmaf._averaging import WeightAverage
+from skmaf._training.averaging import WeightAverage
 
 K, L, H = 5, 2, 100
 

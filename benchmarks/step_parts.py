@@ -49,8 +49,8 @@ def compare(title: str, candidates: dict, n_calls: int = 200, rounds: int = 7) -
 
 
 def adam(n_features: int) -> None:
-    from skmaf._adam import FlatAdam
-    from skmaf._flat_parameters import FlatParameters
+    from skmaf._accelerated.adam import FlatAdam
+    from skmaf._accelerated.flat_parameters import FlatParameters
     from skmaf.flows import build_maf
 
     def optimizer(flat: bool, skmaf_adam: bool = False):
@@ -115,10 +115,11 @@ def batch_statistics(n_features: int) -> None:
 
 
 def whole_step(n_features: int, n_units: int, batch: int) -> None:
-    from skmaf._training import TrainingOptions, TrainingStep
+    from skmaf._accelerated.step import AcceleratedStep as TrainingStep
+    from skmaf._training import TrainingOptions
     from skmaf.flows import build_maf
 
-    options = TrainingOptions(max_iter=1, batch_size=batch, learning_rate=1e-3, alpha=1e-6,
+    options = TrainingOptions(max_iter=1, batch_size=batch, learning_rate=1e-3, l2_penalty=1e-6,
                               early_stopping=True, n_iter_no_change=1, tol=0.0)
     x = torch.randn(batch, n_features)
     steps = {}

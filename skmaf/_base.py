@@ -23,34 +23,27 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array, check_random_state, check_scalar
-from sklearn.utils._param_validation import Interval
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._device import (
+from . import _accelerated, _persistence
+from ._accelerated.scoring import ROW_MULTIPLE
+from ._preprocessing import RunningMoments, Standardizer
+from ._runtime.chunks import (
     CHUNK_SIZE,
     SAMPLING_CHUNK_SIZE,
     SCORING_CHUNK_SIZE,
     evaluate_in_chunks,
-    module_from_bytes,
-    module_to_bytes,
-    resolve_device,
 )
-from ._preprocessing import RunningMoments, Standardizer
-from ._streaming import StreamState, train_on_chunk
-from ._threads import torch_threads_within_budget
-from ._training import TrainingOptions, train_flow
+from ._runtime.device import device_for_loading, resolve_device
+from ._runtime.threads import torch_threads_within_budget
+from ._training import StreamState, TrainingOptions, train_flow, train_on_chunk
 from .exceptions import DegenerateDataWarning
 from .flows import Flow, count_connections
-from .flows.evaluation import ROW_MULTIPLE, float32_copy
 
 __all__ = ["BaseFlowDensity"]
-
-#: Version of the fitted model's layout in a pickle. 2: the MAF's MADEs output
-#: the shift of u, not mu (skmaf/flows/autoregressive.py). A pickle of another
-#: layout would load into today's classes and score wrongly without an error.
-MODEL_FORMAT = 2
 
 #: Parameters added after estimators were first pickled, with the value that
 #: behaves as the estimator did before them.
@@ -99,13 +92,16 @@ class BaseFlowDensity(
         "verbose": ["verbose"],
     }
 
-    #: Smallest number of features the model can be built for.
-    _min_features = 1
+    #: The constructor parameters that define the model's architecture: what
+    #: ``_build_flow`` receives, and what a pickle rebuilds the model from.
+    _architecture_parameters: tuple = ()
 
     @abstractmethod
-    def _build_flow(self, n_features: int, generator: torch.Generator) -> Flow:
+    def _build_flow(self, n_features: int, generator: torch.Generator,
+                    architecture: dict) -> Flow:
         """Build the untrained float32 model for ``n_features`` inputs.
 
+        ``architecture`` holds the values of ``_architecture_parameters``.
         Raises ``ValueError`` for parameters that do not fit the data (e.g. an
         input order of the wrong length). All randomness comes from ``generator``.
         """
@@ -142,8 +138,7 @@ class BaseFlowDensity(
         2
         """
         with _unchanged_on_error(self), torch_threads_within_budget():
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
-                              ensure_min_features=self._min_features)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
             X = X.astype(np.float64, copy=False)
             device = resolve_device(self.device)
             rng = check_random_state(self.random_state)
@@ -168,11 +163,11 @@ class BaseFlowDensity(
                 log_det_offset=standardizer.log_det,
             )
             # Trained in float32; kept in float64, so that transform and
-            # inverse_transform round-trip to 1e-10 (score_samples uses a
-            # float32 copy, see _set_module). Batch norm is frozen on the
-            # whole training set, as in the paper's appendix B.
+            # inverse_transform round-trip to 1e-10 (score_samples may use the
+            # accelerator's float32 copy, see _set_module). Batch norm is frozen
+            # on the whole training set, as in the paper's appendix B.
             flow = flow.double()
-            flow.freeze_statistics(torch.from_numpy(Z_train), CHUNK_SIZE)
+            flow.freeze_statistics(torch.from_numpy(Z_train), chunk_size=CHUNK_SIZE)
             flow.requires_grad_(False)
 
             self._set_module(flow)
@@ -250,7 +245,7 @@ class BaseFlowDensity(
         first_call = not hasattr(self, "module_")
         with _unchanged_on_error(self), torch_threads_within_budget():
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
-                              ensure_min_features=self._min_features, reset=first_call)
+                              reset=first_call)
             X = X.astype(np.float64, copy=False)
             if first_call:
                 _warn_about_degenerate_columns(X)
@@ -277,20 +272,38 @@ class BaseFlowDensity(
         return self
 
     def _set_module(self, flow: Flow) -> None:
-        """Keep the fitted float64 model and its float32 copy for scoring together."""
+        """Keep the fitted model, and what the accelerator derives from it, together."""
         self.module_ = flow
-        self._scoring_flow = float32_copy(flow)
+        self._scoring_flow = _accelerated.scoring_flow(flow)
+        self._sampling_flow = _accelerated.sampling_flow(flow)
 
     def _new_flow(self, n_features: int, rng: np.random.RandomState) -> Flow:
-        """The untrained float32 model, initialised from a seed drawn from ``rng``."""
-        return self._build_flow(n_features, torch.Generator().manual_seed(_draw_seed(rng)))
+        """The untrained float32 model, initialised from a seed drawn from ``rng``.
+
+        Records what built it (``_fitted_architecture``), from which a pickle
+        rebuilds it whatever ``set_params`` did since.
+        """
+        seed = _draw_seed(rng)
+        architecture = {name: getattr(self, name) for name in self._architecture_parameters}
+        flow = self._build_flow(n_features, torch.Generator().manual_seed(seed), architecture)
+        self._fitted_architecture = {"n_features": n_features, "seed": seed,
+                                     "parameters": architecture}
+        return flow
+
+    def _rebuilt_flow(self, saved: dict, device: torch.device) -> Flow:
+        """The fitted model from :func:`~skmaf._persistence.saved_state`'s arrays."""
+        built = self._fitted_architecture
+        flow = self._build_flow(built["n_features"], torch.Generator().manual_seed(built["seed"]),
+                                built["parameters"]).double()
+        _persistence.load_state(flow, saved)
+        return flow.to(device).eval().requires_grad_(False)
 
     def _training_options(self) -> TrainingOptions:
         return TrainingOptions(
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate_init,
-            alpha=self.alpha,
+            l2_penalty=self.alpha,
             ema_decay=self.ema_decay,
             early_stopping=self.early_stopping,
             n_iter_no_change=self.n_iter_no_change,
@@ -347,21 +360,25 @@ class BaseFlowDensity(
         X = self._validated(X)  # checks fitted-ness before module_ is touched
         shift, scale = self._standardization()
         log_det = Standardizer(self.shift_, self.scale_).log_det
-        # The flow in float32 (twice as fast), the base density and the sums in
-        # float64; chunks of a multiple of ROW_MULTIPLE rows keep every row's
-        # score independent of the batch it comes in (skmaf/flows/evaluation.py).
-        flow = self._scoring_flow
+        # The accelerator's float32 copy where there is one: chunks of a multiple
+        # of its row_multiple rows keep every row's score independent of the
+        # batch it comes in. Else the reference model, in float64. Either way the
+        # base density and the sums are float64.
+        flow, dtype, row_multiple = self.module_, torch.float64, 1
+        if self._scoring_flow is not None:
+            flow, dtype = self._scoring_flow, torch.float32
+            row_multiple = ROW_MULTIPLE
 
         def log_density(x):
-            u, log_det_flow = flow(((x - shift) / scale).float())
+            u, log_det_flow = flow(((x - shift) / scale).to(dtype))
             log_prob = flow.base.log_prob(u.double()) + log_det_flow.double()
             # The model's log-determinant is bounded (clamped log-scales, frozen batch
             # norm), so a non-finite value can only come from a row so distant that
-            # the float32 networks overflow (beyond about 1e20 standard deviations,
-            # where the log-density is below about -1e40): -inf stands for it.
-            return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf) + log_det
+            # the networks overflow: -inf stands for its (vanishing) density.
+            return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf,
+                                    neginf=-math.inf) + log_det
 
-        return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, ROW_MULTIPLE)
+        return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).
@@ -415,14 +432,18 @@ class BaseFlowDensity(
         (4, 2)
         """
         check_is_fitted(self)
-        check_scalar(n_samples, "n_samples", Integral, min_val=1)
+        validate_parameter_constraints(
+            {"n_samples": [Interval(Integral, 1, None, closed="left")],
+             "random_state": ["random_state"]},
+            {"n_samples": n_samples, "random_state": random_state}, caller_name="sample")
         rng = check_random_state(random_state)
+        flow = self._sampling_flow if self._sampling_flow is not None else self.module_
         shift, scale = self._standardization()
         samples = np.empty((n_samples, self.n_features_in_))
         with torch.no_grad(), torch_threads_within_budget():
             for start in range(0, n_samples, SAMPLING_CHUNK_SIZE):
                 rows = slice(start, min(start + SAMPLING_CHUNK_SIZE, n_samples))
-                z = self.module_.sample(rows.stop - rows.start, rng)
+                z = flow.sample(rows.stop - rows.start, rng)
                 samples[rows] = (z * scale + shift).cpu().numpy()
         return samples
 
@@ -484,8 +505,8 @@ class BaseFlowDensity(
                 f"{self.n_features_in_} features as input."
             )
         shift, scale = self._standardization()
-        return self._evaluate(lambda u: self.module_.from_base(u) * scale + shift, U,
-                              SAMPLING_CHUNK_SIZE)
+        flow = self._sampling_flow if self._sampling_flow is not None else self.module_
+        return self._evaluate(lambda u: flow.from_base(u) * scale + shift, U, SAMPLING_CHUNK_SIZE)
 
     @property
     def _n_features_out(self):
@@ -496,29 +517,41 @@ class BaseFlowDensity(
         # Copy first: on Python >= 3.11 BaseEstimator returns the live __dict__.
         state = dict(super().__getstate__())
         if "module_" in state:
-            state["module_"] = module_to_bytes(state["module_"])
-            state.pop("_scoring_flow", None)  # rebuilt from module_ on loading
-            state["_model_format"] = MODEL_FORMAT
+            state["module_"] = _persistence.saved_state(state["module_"])
+            # Derived from module_, rebuilt on loading.
+            state.pop("_scoring_flow", None)
+            state.pop("_sampling_flow", None)
         return state
 
     def __setstate__(self, state):
-        if isinstance(state.get("module_"), bytes):
-            saved_format = state.get("_model_format", 1)
-            if saved_format != MODEL_FORMAT:
+        module = state.get("module_")
+        if isinstance(module, bytes):  # pickled by skmaf 0.1.0: a whole torch module
+            saved_format = state.pop("_model_format", 1)
+            if saved_format != _persistence.LEGACY_FORMAT:
                 raise ValueError(
                     f"This {type(self).__name__} was saved by a skmaf whose fitted models "
-                    f"have layout {saved_format}; this skmaf reads layout {MODEL_FORMAT} "
-                    "only. Fit the model again with this version."
+                    f"have layout {saved_format}, which this skmaf cannot read (it reads "
+                    f"layouts {_persistence.LEGACY_FORMAT} and {_persistence.FORMAT}). Fit "
+                    "the model again with this version."
                 )
-            state = {key: value for key, value in state.items() if key != "_model_format"}
-            state["module_"], state["device_"] = module_from_bytes(
-                state["module_"], state["device_"]
+            state["module_"] = _persistence.state_of_legacy_blob(module)
+        elif isinstance(module, dict) and module.get("format") != _persistence.FORMAT:
+            raise ValueError(
+                f"This {type(self).__name__} was saved by a newer skmaf (model layout "
+                f"{module.get('format')}); this one reads layouts up to "
+                f"{_persistence.FORMAT}. Upgrade skmaf to load it."
             )
-            state["_scoring_flow"] = float32_copy(state["module_"])
         # A pickle made before a parameter existed gets the value that trains as
         # it was trained (the fitted model itself is the same kind: no new layout).
-        state = {**_PARAMETERS_BEFORE_THEY_EXISTED, **state}
-        super().__setstate__(state)
+        super().__setstate__({**_PARAMETERS_BEFORE_THEY_EXISTED, **state})
+        if isinstance(module, (bytes, dict)):
+            if not hasattr(self, "_fitted_architecture"):  # 0.1.0: built from the parameters
+                self._fitted_architecture = {
+                    "n_features": self.n_features_in_, "seed": 0,
+                    "parameters": {name: getattr(self, name)
+                                   for name in self._architecture_parameters}}
+            self.device_ = device_for_loading(self.device_)
+            self._set_module(self._rebuilt_flow(self.module_, self.device_))
 
 
 # TransformerMixin wraps ``transform`` and ``fit_transform`` for ``set_output`` as the

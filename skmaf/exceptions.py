@@ -1,7 +1,4 @@
-"""Warnings and errors that skmaf raises."""
-
-from ._device import DeviceWarning
-from .flows.base import InverseNotAvailable
+"""Every warning and error class that skmaf defines, in one place."""
 
 __all__ = ["DegenerateDataWarning", "DeviceWarning", "InverseNotAvailable"]
 
@@ -16,3 +13,11 @@ class DegenerateDataWarning(UserWarning):
 
         warnings.filterwarnings("ignore", category=DegenerateDataWarning)
     """
+
+
+class DeviceWarning(UserWarning):
+    """A model was loaded on another device than the one it was fitted on."""
+
+
+class InverseNotAvailable(NotImplementedError):
+    """Raised by a transform or model that has no (tractable) inverse."""

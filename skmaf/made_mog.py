@@ -92,6 +92,14 @@ class MADEMoGDensity(BaseFlowDensity):
         "input_order": [StrOptions({"sequential", "reverse", "random"}), "array-like"],
     }
 
+    _architecture_parameters = (
+        "n_hidden_layers",
+        "n_hidden_units",
+        "n_components",
+        "activation",
+        "input_order",
+    )
+
     def __init__(
         self,
         n_components=10,
@@ -133,16 +141,9 @@ class MADEMoGDensity(BaseFlowDensity):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_flow(self, n_features: int, generator: torch.Generator) -> Flow:
-        return build_made_mog(
-            n_features,
-            n_hidden_layers=self.n_hidden_layers,
-            n_hidden_units=self.n_hidden_units,
-            n_components=self.n_components,
-            activation=self.activation,
-            input_order=self.input_order,
-            generator=generator,
-        )
+    def _build_flow(self, n_features: int, generator: torch.Generator,
+                    architecture: dict) -> Flow:
+        return build_made_mog(n_features, generator=generator, **architecture)
 
     def _has_gaussian_base(self) -> bool:
         return False

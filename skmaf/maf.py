@@ -118,6 +118,16 @@ class MAFDensity(BaseFlowDensity):
         "n_components": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _architecture_parameters = (
+        "n_transforms",
+        "n_hidden_layers",
+        "n_hidden_units",
+        "activation",
+        "batch_norm",
+        "input_order",
+        "n_components",
+    )
+
     def __init__(
         self,
         n_transforms=5,
@@ -163,18 +173,9 @@ class MAFDensity(BaseFlowDensity):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_flow(self, n_features: int, generator: torch.Generator) -> Flow:
-        return build_maf(
-            n_features,
-            n_transforms=self.n_transforms,
-            n_hidden_layers=self.n_hidden_layers,
-            n_hidden_units=self.n_hidden_units,
-            activation=self.activation,
-            batch_norm=self.batch_norm,
-            input_order=self.input_order,
-            n_components=self.n_components,
-            generator=generator,
-        )
+    def _build_flow(self, n_features: int, generator: torch.Generator,
+                    architecture: dict) -> Flow:
+        return build_maf(n_features, generator=generator, **architecture)
 
     def _has_gaussian_base(self) -> bool:
         return self.n_components == 1

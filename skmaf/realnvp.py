@@ -90,6 +90,13 @@ class RealNVPDensity(BaseFlowDensity):
         "batch_norm": ["boolean"],
     }
 
+    _architecture_parameters = (
+        "n_transforms",
+        "n_hidden_layers",
+        "n_hidden_units",
+        "batch_norm",
+    )
+
     def __init__(
         self,
         n_transforms=5,
@@ -129,12 +136,6 @@ class RealNVPDensity(BaseFlowDensity):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_flow(self, n_features: int, generator: torch.Generator) -> Flow:
-        return build_realnvp(
-            n_features,
-            n_transforms=self.n_transforms,
-            n_hidden_layers=self.n_hidden_layers,
-            n_hidden_units=self.n_hidden_units,
-            batch_norm=self.batch_norm,
-            generator=generator,
-        )
+    def _build_flow(self, n_features: int, generator: torch.Generator,
+                    architecture: dict) -> Flow:
+        return build_realnvp(n_features, generator=generator, **architecture)

@@ -1,16 +1,17 @@
-"""Polyak averaging of the weights during training (skmaf/_averaging.py)."""
+"""Polyak averaging of the weights during training (skmaf/_training/averaging.py)."""
 
 import numpy as np
 import pytest
 import torch
 
 from skmaf import MAFDensity
-from skmaf._averaging import WeightAverage
-from skmaf._training import TrainingOptions, TrainingStep, train_flow
+from skmaf._accelerated.step import AcceleratedStep as TrainingStep
+from skmaf._training.averaging import WeightAverage
+from skmaf._training import TrainingOptions, train_flow
 from skmaf.flows import build_maf
 from skmaf.flows.layers import MaskedLinear
 
-OPTIONS = dict(batch_size=10, learning_rate=1e-2, alpha=0.0, n_iter_no_change=100, tol=0.0)
+OPTIONS = dict(batch_size=10, learning_rate=1e-2, l2_penalty=0.0, n_iter_no_change=100, tol=0.0)
 
 
 def _expected_decay(decay, t):

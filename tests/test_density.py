@@ -8,7 +8,7 @@ from scipy.integrate import trapezoid
 from sklearn.base import clone
 
 from skmaf import MAFDensity
-from skmaf._device import SCORING_CHUNK_SIZE
+from skmaf._runtime.chunks import SCORING_CHUNK_SIZE
 
 from ._common import estimator_id, paper_example, tiny_estimators
 

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
 from skmaf import MAFDensity
-from skmaf._threads import thread_budget
+from skmaf._runtime.threads import thread_budget
 
 from ._common import paper_example
 

@@ -1,5 +1,6 @@
 """partial_fit: streaming fits over chunks, with running standardisation and batch norm."""
 
+from dataclasses import replace
 import copy
 import pickle
 
@@ -9,7 +10,7 @@ import torch
 from scipy import stats
 from scipy.integrate import trapezoid
 
-import skmaf._streaming
+import skmaf._training.streaming
 from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
 from skmaf.exceptions import DeviceWarning
 
@@ -132,6 +133,24 @@ def test_a_pickled_stream_continues_where_it_stopped(gaussian_data):
                                   restored.score_samples(gaussian_data))
 
 
+def test_adams_state_is_carried_from_call_to_call(gaussian_data):
+    """Each call continues Adam's moments and step count: the stream after two calls
+    is not the stream whose second call starts Adam afresh."""
+    params = dict(n_transforms=2, n_hidden_units=8, batch_size=20, random_state=0)
+    chunks = np.array_split(gaussian_data, 2)
+    carried = MAFDensity(**params).partial_fit(chunks[0]).partial_fit(chunks[1])
+    n_steps = sum(max(len(chunk) // 20, 1) for chunk in chunks)
+    steps = {float(entry["step"]) for entry in carried._stream.optimizer_state.values()}
+    assert steps == {n_steps}
+    restarted = MAFDensity(**params).partial_fit(chunks[0])
+    restarted._stream = replace(restarted._stream, optimizer_state=None)
+    restarted.partial_fit(chunks[1])
+    assert {float(e["step"]) for e in restarted._stream.optimizer_state.values()} == {
+        n_steps - max(len(chunks[0]) // 20, 1)}
+    assert np.abs(carried.score_samples(gaussian_data)
+                  - restarted.score_samples(gaussian_data)).max() > 1e-4
+
+
 def test_fit_after_partial_fit_starts_over(gaussian_data):
     streamed_then_fitted = MAFDensity(**TINY).partial_fit(gaussian_data[:50]).fit(gaussian_data)
     fitted = MAFDensity(**TINY).fit(gaussian_data)
@@ -164,7 +183,7 @@ def test_divergence_is_an_error_that_leaves_the_model_as_it_was(diverge, monkeyp
                                                                  gaussian_data):
     model = _stream(MAFDensity(**TINY), np.array_split(gaussian_data, 2))
     before = pickle.dumps(model)
-    monkeypatch.setattr(skmaf._streaming, "run_epoch", diverge)
+    monkeypatch.setattr(skmaf._training.streaming, "run_epoch", diverge)
     with pytest.raises(FloatingPointError, match="left as it was.*learning_rate_init"):
         model.partial_fit(gaussian_data)
     assert pickle.dumps(model) == before
@@ -185,7 +204,7 @@ def test_a_bad_chunk_leaves_the_model_as_it_was(gaussian_data):
 
 def test_a_failed_first_call_leaves_the_estimator_unfitted(monkeypatch, gaussian_data):
     model = MAFDensity(**TINY)
-    monkeypatch.setattr(skmaf._streaming, "run_epoch", _nan_loss)
+    monkeypatch.setattr(skmaf._training.streaming, "run_epoch", _nan_loss)
     with pytest.raises(FloatingPointError):
         model.partial_fit(gaussian_data)
     assert vars(model) == vars(MAFDensity(**TINY))

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import skmaf._base
-import skmaf._streaming
-import skmaf._threads
+import skmaf._training.streaming
+import skmaf._runtime.threads
 from skmaf import MAFDensity
-from skmaf._threads import thread_budget, torch_threads_within_budget
+from skmaf._runtime.threads import thread_budget, torch_threads_within_budget
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -39,7 +39,7 @@ def test_fit_partial_fit_and_scoring_use_the_threads_given_then_restore(
     torch_threads(2)
     seen = []
     _spy(monkeypatch, skmaf._base, "train_flow", seen)
-    _spy(monkeypatch, skmaf._streaming, "run_epoch", seen)
+    _spy(monkeypatch, skmaf._training.streaming, "run_epoch", seen)
     _spy(monkeypatch, skmaf._base, "evaluate_in_chunks", seen)
 
     model = MAFDensity(**tiny_params).fit(gaussian_data)
@@ -62,14 +62,14 @@ def test_the_count_is_restored_when_the_block_raises(monkeypatch, torch_threads)
 @pytest.mark.parametrize("omp_num_threads", ["4", "", "garbage"])
 def test_a_user_limit_is_never_raised(monkeypatch, torch_threads, omp_num_threads):
     monkeypatch.setenv("OMP_NUM_THREADS", omp_num_threads)
-    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
     torch_threads(1)
     assert thread_budget(1) == 1
 
 
 def test_a_nested_computation_keeps_the_outer_budget(monkeypatch, torch_threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
     torch_threads(4)
     with torch_threads_within_budget() as outer, torch_threads_within_budget() as inner:
         assert outer == inner == 4
@@ -78,7 +78,7 @@ def test_a_nested_computation_keeps_the_outer_budget(monkeypatch, torch_threads)
 def test_computations_running_side_by_side_share_the_cpus(monkeypatch, torch_threads):
     """As in joblib's threading backend: each thread gets its own share and count."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(skmaf._threads, "cpu_count", lambda: 4)
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
     torch_threads(4)  # threads inherit this count
     both_inside = threading.Barrier(2)
     seen = []

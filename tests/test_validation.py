@@ -229,3 +229,20 @@ def test_reversed_and_fortran_ordered_views_are_accepted(fitted, gaussian_data):
         np.testing.assert_array_equal(fitted.transform(gaussian_data[::-1])[::-1], U)
         np.testing.assert_array_equal(fitted.inverse_transform(U[::-1])[::-1],
                                       fitted.inverse_transform(U))
+
+
+@pytest.mark.parametrize("estimator", [MAFDensity(n_transforms=2, n_hidden_units=8, max_iter=3,
+                                                  random_state=0),
+                                       MADEMoGDensity(n_hidden_units=8, max_iter=3,
+                                                      random_state=0)],
+                         ids=lambda e: type(e).__name__)
+def test_a_refit_that_fails_after_validation_leaves_the_fitted_model_as_it_was(
+        estimator, gaussian_data):
+    """Data with another number of features passes validation (which resets
+    n_features_in_) and then fails in the builder: an input order of the old length."""
+    model = estimator.set_params(input_order=[2, 0, 1]).fit(gaussian_data)
+    before = (model.n_features_in_, model.score_samples(gaussian_data), model.module_)
+    with pytest.raises(ValueError, match="permutation of range\\(2\\)"):
+        model.fit(gaussian_data[:, :2])
+    assert model.n_features_in_ == before[0] == 3 and model.module_ is before[2]
+    np.testing.assert_array_equal(model.score_samples(gaussian_data), before[1])

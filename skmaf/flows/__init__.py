@@ -1,8 +1,11 @@
 """The torch layer: flow transforms, base densities and model builders.
 
-Nothing here knows about scikit-learn; the estimators in :mod:`skmaf` use only
-the :class:`Flow` protocol (``log_prob``, ``sample``, ``to_base``,
-``from_base``, ``freeze_statistics``) and a builder.
+The reference model, in plain autograd: nothing here knows about scikit-learn
+or imports :mod:`skmaf._accelerated`, each module enforces its own invariants
+(a masked layer applies its mask), and each formula is written once. The
+estimators in :mod:`skmaf` use only the :class:`Flow` protocol (``log_prob``,
+``sample``, ``to_base``, ``from_base``, ``freeze_statistics``, each with an
+optional ``context``) and a builder.
 """
 
 from .autoregressive import MaskedAffineAutoregressive
@@ -17,13 +20,13 @@ from .normalization import BatchNorm
 __all__ = [
     "MADE",
     "AffineCoupling",
-    "Linear",
-    "MADEMoG",
     "BaseDistribution",
     "BatchNorm",
     "Flow",
     "FlowTransform",
     "InverseNotAvailable",
+    "Linear",
+    "MADEMoG",
     "MaskedAffineAutoregressive",
     "MaskedLinear",
     "StandardNormal",

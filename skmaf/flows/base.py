@@ -3,6 +3,13 @@
 Direction convention (the paper's): ``forward`` maps data x to base variables u
 and returns ``log|det du/dx|`` per row, which is what density evaluation needs;
 ``inverse`` maps u back to x, which is what sampling needs.
+
+Every map and density takes an optional ``context``: a tensor of shape
+``(n, n_context_features)``, one conditioning vector per row, that a
+conditional layer (a MADE built with ``n_context_features > 0``) feeds to its
+networks, so that the flow is a density ``p(x | context)``. Layers that do not
+depend on it (batch norm, the standard normal base) ignore it, and an
+unconditional flow is used with ``context=None`` throughout.
 """
 
 from __future__ import annotations
@@ -12,33 +19,27 @@ import math
 import torch
 from torch import nn
 
-__all__ = [
-    "BaseDistribution",
-    "Flow",
-    "FlowTransform",
-    "InverseNotAvailable",
-    "StandardNormal",
-]
+from ..exceptions import InverseNotAvailable
 
-
-class InverseNotAvailable(NotImplementedError):
-    """Raised by a transform or model that has no (tractable) inverse."""
+__all__ = ["BaseDistribution", "Flow", "FlowTransform", "InverseNotAvailable", "StandardNormal"]
 
 
 class FlowTransform(nn.Module):
-    """A bijection with a tractable Jacobian determinant.
+    """A bijection with a tractable Jacobian determinant, optionally conditioned on a context.
 
-    Subclasses implement ``forward(x) -> (u, log|det du/dx|)`` and
-    ``inverse(u) -> x``. Transforms with data-dependent statistics (batch norm)
-    set ``has_statistics`` and override :meth:`freeze_statistics`.
+    Subclasses implement ``forward(x, context=None) -> (u, log|det du/dx|)`` and
+    ``inverse(u, context=None) -> x``. Transforms with data-dependent
+    statistics (batch norm) set ``has_statistics`` and override
+    :meth:`freeze_statistics`.
     """
 
     has_statistics = False
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+    def inverse(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise InverseNotAvailable(f"{type(self).__name__} has no inverse.")
 
     def freeze_statistics(self, x: torch.Tensor) -> None:
@@ -46,7 +47,7 @@ class FlowTransform(nn.Module):
 
 
 class BaseDistribution(nn.Module):
-    """The density of the base variables u.
+    """The density of the base variables u, optionally conditioned on a context.
 
     ``sample`` draws its noise from a NumPy random state, so that a seed gives
     the same samples on every device.
@@ -55,16 +56,18 @@ class BaseDistribution(nn.Module):
     #: Whether this is N(0, I), which makes the flow a bijection onto Gaussian noise.
     is_standard_normal = False
 
-    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, n: int, rng, like: torch.Tensor) -> torch.Tensor:
-        """Draw ``n`` rows using ``rng``, with the dtype and device of ``like``."""
+    def sample(self, n: int, rng, like: torch.Tensor,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw ``n`` rows using ``rng``, with the dtype and device of ``like``;
+        row ``i`` conditioned on ``context[i]`` when a context is given."""
         raise NotImplementedError
 
 
 class StandardNormal(BaseDistribution):
-    """N(0, I) in ``n_features`` dimensions."""
+    """N(0, I) in ``n_features`` dimensions, whatever the context."""
 
     is_standard_normal = True
 
@@ -72,10 +75,11 @@ class StandardNormal(BaseDistribution):
         super().__init__()
         self.n_features = n_features
 
-    def log_prob(self, u: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         return -0.5 * (u.square().sum(dim=-1) + self.n_features * math.log(2 * math.pi))
 
-    def sample(self, n: int, rng, like: torch.Tensor) -> torch.Tensor:
+    def sample(self, n: int, rng, like: torch.Tensor,
+               context: torch.Tensor | None = None) -> torch.Tensor:
         noise = rng.standard_normal((n, self.n_features))
         return torch.as_tensor(noise, dtype=like.dtype, device=like.device)
 
@@ -83,8 +87,9 @@ class StandardNormal(BaseDistribution):
 class Flow(nn.Module):
     """A density model: ``transforms`` applied in order, then ``base``.
 
-    ``log p(x) = log p_base(u) + sum_k log|det du_k/du_{k-1}|``.
-    With no transforms it is just the base density (e.g. a MADE MoG).
+    ``log p(x | c) = log p_base(u | c) + sum_k log|det du_k/du_{k-1}|``, with
+    ``c`` the context (None for an unconditional flow). With no transforms it
+    is just the base density (e.g. a MADE MoG).
     """
 
     def __init__(self, transforms: list[FlowTransform], base: BaseDistribution):
@@ -92,37 +97,37 @@ class Flow(nn.Module):
         self.transforms = nn.ModuleList(transforms)
         self.base = base
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Map data to base variables; return ``(u, log|det du/dx|)``."""
         log_det = x.new_zeros(x.shape[0])
         for transform in self.transforms:
-            x, step_log_det = transform(x)
+            x, step_log_det = transform(x, context)
             log_det = log_det + step_log_det
         return x, log_det
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        u, log_det = self(x)
-        return self.base.log_prob(u) + log_det
+    def log_prob(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        u, log_det = self(x, context)
+        return self.base.log_prob(u, context) + log_det
 
-    def to_base(self, x: torch.Tensor) -> torch.Tensor:
-        return self(x)[0]
+    def to_base(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return self(x, context)[0]
 
-    def from_base(self, u: torch.Tensor) -> torch.Tensor:
+    def from_base(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         for transform in reversed(self.transforms):
-            u = transform.inverse(u)
+            u = transform.inverse(u, context)
         return u
 
-    def sample(self, n: int, rng) -> torch.Tensor:
+    def sample(self, n: int, rng, context: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` draws; with a context, it has ``n`` rows and draw ``i`` is conditioned on row ``i``."""
+        if context is not None and context.shape[0] != n:
+            raise ValueError(f"context has {context.shape[0]} rows for {n} samples.")
         reference = next(self.parameters())
-        return self.from_base(self.base.sample(n, rng, like=reference))
-
-    @property
-    def is_bijective(self) -> bool:
-        """Whether ``to_base`` / ``from_base`` map onto standard normal noise."""
-        return self.base.is_standard_normal
+        return self.from_base(self.base.sample(n, rng, like=reference, context=context), context)
 
     @torch.no_grad()
-    def freeze_statistics(self, x: torch.Tensor, chunk_size: int = 8192) -> None:
+    def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                          chunk_size: int = 8192) -> None:
         """Set every transform's evaluation statistics from the whole set ``x``.
 
         Layer k's statistics are those of its input, which depends on the frozen
@@ -135,8 +140,11 @@ class Flow(nn.Module):
         if not stateful:
             return
         device = next(self.parameters()).device
+        contexts = [None] * len(x.split(chunk_size)) if context is None else context.split(
+            chunk_size)
         for transform in self.transforms[: stateful[-1] + 1]:
             transform.freeze_statistics(x)
-            x = torch.cat(
-                [transform(chunk.to(device))[0].to(x.device) for chunk in x.split(chunk_size)]
-            )
+            x = torch.cat([
+                transform(chunk.to(device), None if c is None else c.to(device))[0].to(x.device)
+                for chunk, c in zip(x.split(chunk_size), contexts)
+            ])

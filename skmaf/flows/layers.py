@@ -9,24 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import onednn
-
-__all__ = ["ACTIVATIONS", "Linear", "MaskedLinear", "apply_masks", "count_connections",
-           "in_place", "mlp"]
+__all__ = ["ACTIVATIONS", "Linear", "MaskedLinear", "count_connections", "mlp"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-
-_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_}
-
-
-def in_place(activation: nn.Module):
-    """``activation`` as a function that overwrites its argument (itself if it has no such form).
-
-    For a layer's fresh output that nothing else holds: no new tensor. Large
-    fresh tensors are costly on the CPU beyond their arithmetic (a 2048 x 100
-    float64 one is 1.6 MB, which glibc maps anew, page by page, each time).
-    """
-    return _IN_PLACE.get(type(activation), activation)
 
 
 class Linear(nn.Module):
@@ -49,11 +34,7 @@ class Linear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return F.linear(x, self.weight, self.bias)
-        # No gradient wanted (validation, batch-norm statistics, scoring): oneDNN
-        # where it runs, which has no backward.
-        return onednn.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     @property
     def n_connections(self) -> int:
@@ -66,32 +47,28 @@ class Linear(nn.Module):
 
 
 class MaskedLinear(Linear):
-    """A linear layer whose weights outside a fixed 0/1 mask (out x in) are zero.
+    """A linear layer whose weights outside a fixed 0/1 mask (out x in) have no effect.
 
-    The mask is applied to the weights, not to every forward pass: they are
-    zeroed outside it at construction, and whoever updates them restores the
-    zeros (the training step does, after each optimiser step). A masked
-    product in every forward pass, and its backward, cost a training step two
-    extra kernels per layer; on a small flow, where per-kernel
-    overhead dominates, that was measurable (benchmarks/README.md).
+    The mask multiplies the weights in every forward pass, so whatever updates
+    them (skmaf's training, or a user's ``torch.optim`` loop on ``module_``),
+    the layer keeps the connectivity that makes a MADE autoregressive. The
+    weights outside the mask are also zeroed at construction, so that they
+    hold no stray values and count for nothing in an L2 penalty.
     """
 
     def __init__(self, mask: np.ndarray, generator: torch.Generator | None = None):
         out_features, in_features = mask.shape
         super().__init__(in_features, out_features, generator)
         self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
-        apply_masks([self])
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
 
     @property
     def n_connections(self) -> int:
         return int(self.mask.sum().item())
-
-
-@torch.no_grad()
-def apply_masks(layers: list[MaskedLinear]) -> None:
-    """Zero the weights of ``layers`` outside their masks, in one fused call."""
-    if layers:
-        torch._foreach_mul_([layer.weight for layer in layers], [layer.mask for layer in layers])
 
 
 def mlp(in_features: int, out_features: int, n_hidden_layers: int, n_hidden_units: int,

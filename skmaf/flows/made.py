@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import ACTIVATIONS, MaskedLinear, in_place
+from .layers import ACTIVATIONS, Linear, MaskedLinear
 
 __all__ = [
     "MADE",
@@ -22,6 +22,7 @@ __all__ = [
     "made_masks",
     "make_order",
 ]
+
 
 def make_order(order, n_features: int, generator: torch.Generator | None = None) -> np.ndarray:
     """Resolve an input-order specification into a permutation of ``range(n_features)``.
@@ -110,7 +111,7 @@ def made_masks(
 
 
 class MADE(nn.Module):
-    """Masked autoencoder for distribution estimation.
+    """Masked autoencoder for distribution estimation, optionally conditional.
 
     Parameters
     ----------
@@ -119,15 +120,15 @@ class MADE(nn.Module):
     n_hidden_layers, n_hidden_units : int
         The paper's L and H.
     n_params : int
-        Outputs per input: 2 for a Gaussian MAF step (beta, alpha), 3C for a
-        mixture of C Gaussians.
+        Outputs per input: 2 for a Gaussian MAF step (shift and log-scale),
+        3C for a mixture of C Gaussians.
     order : ndarray of shape (n_features,)
         Autoregressive order, as returned by :func:`make_order`.
     activation : {"relu", "tanh"}
     n_context_features : int, default=0
-        Width of an optional conditioning input. It feeds every first-layer
-        hidden unit through an unmasked linear map, which keeps the outputs
-        autoregressive in x (a conditional MADE).
+        Width of an optional conditioning input (the paper's section 4.4). It
+        feeds every hidden layer through an unmasked linear map: the context is
+        visible to every conditional, and the outputs stay autoregressive in x.
     generator : torch.Generator, optional
         Source of the initial weights.
 
@@ -149,32 +150,46 @@ class MADE(nn.Module):
         super().__init__()
         self.n_features = n_features
         self.n_params = n_params
+        self.n_context_features = n_context_features
         self.register_buffer("order", torch.as_tensor(order, dtype=torch.long))
-        masks = made_masks(
-            np.asarray(order), n_hidden_layers, n_hidden_units, conditional=n_context_features > 0
-        )
+        conditional = n_context_features > 0
+        masks = made_masks(np.asarray(order), n_hidden_layers, n_hidden_units, conditional)
         # Each output degree is repeated once per conditional parameter.
         masks[-1] = np.tile(masks[-1], (n_params, 1))
         self.layers = nn.ModuleList(MaskedLinear(mask, generator) for mask in masks)
         self.activation = ACTIVATIONS[activation]()
-        # For sequential evaluation (sampling): the degrees of each hidden layer.
-        self._hidden_degrees = [hidden_degrees(n_features, n_hidden_units,
-                                               n_context_features > 0)] * len(masks[:-1])
-        self.context = None
-        if n_context_features:
-            self.context = MaskedLinear(
-                np.ones((n_hidden_units, n_context_features), dtype=bool), generator
+        #: The degrees of each hidden layer's units (what sequential evaluation needs).
+        self.hidden_layer_degrees = [hidden_degrees(n_features, n_hidden_units, conditional)
+                                     for _ in range(n_hidden_layers)]
+        self.context_layers = None
+        if conditional:
+            self.context_layers = nn.ModuleList(
+                Linear(n_context_features, n_hidden_units, generator)
+                for _ in range(n_hidden_layers)
             )
 
+    def check_context(self, context: torch.Tensor | None, n_rows: int) -> None:
+        """Raise ``ValueError`` unless ``context`` is what this MADE was built for."""
+        if self.context_layers is None:
+            if context is not None:
+                raise ValueError("This MADE was built without a context input; "
+                                 "pass context=None.")
+            return
+        if context is None:
+            raise ValueError("This MADE was built with a context input; pass context=.")
+        if context.shape != (n_rows, self.n_context_features):
+            raise ValueError(f"context must have shape ({n_rows}, {self.n_context_features}), "
+                             f"got {tuple(context.shape)}.")
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.layers[0](x)
-        if self.context is not None:
-            if context is None:
-                raise ValueError("This MADE was built with a context input; pass context=.")
-            h = h + self.context(context)
-        for layer in self.layers[1:]:
-            h = layer(self.activation(h))
-        return h.view(x.shape[0], self.n_params, self.n_features)
+        self.check_context(context, x.shape[0])
+        h = x
+        for k, layer in enumerate(self.layers[:-1]):
+            h = layer(h)
+            if self.context_layers is not None:
+                h = h + self.context_layers[k](context)
+            h = self.activation(h)
+        return self.layers[-1](h).view(x.shape[0], self.n_params, self.n_features)
 
     @torch.no_grad()
     def sample_sequentially(self, decide, n: int, like: torch.Tensor,
@@ -182,78 +197,13 @@ class MADE(nn.Module):
         """Fill in ``x`` one input at a time in the autoregressive order.
 
         ``decide(i, params)`` receives the conditional parameters of input ``i``
-        (shape ``(n, n_params)``) and returns its values ``(n,)``. Each hidden
-        unit is computed exactly once, as soon as every input it depends on is
-        final, so drawing all D inputs costs about one forward pass, not D.
-
-        The hidden units are sorted by degree, so that those of one degree are
-        a block of rows of a weight matrix and of the (transposed) activations,
-        and the units they depend on are a leading block of the layer below:
-        each block is one product over only the inputs that can be nonzero.
-        The inputs are filled in place, so the result carries no gradient.
+        (shape ``(n, n_params)``) and returns its values ``(n,)``. Input ``i``'s
+        parameters depend only on the inputs before it, which are final by
+        then, so after D passes every input is. (The accelerator computes each
+        hidden unit once instead of D times; this is the definition it is
+        tested against.) The result carries no gradient.
         """
-        plan = _DegreeSortedPlan(self, context)
-        x_t = like.new_zeros(self.n_features, n)  # inputs as rows: one row per decision
-        hidden_t = [like.new_zeros(len(degrees), n) for degrees in self._hidden_degrees]
-        activation = in_place(self.activation)
-
-        def compute_units_of_degree(degree):
-            below = x_t
-            for k, h_t in enumerate(hidden_t):
-                start, end = plan.units[k][degree], plan.units[k][degree + 1]
-                if end > start:
-                    n_inputs = len(below) if k == 0 else plan.units[k - 1][degree + 1]
-                    # Straight into the block's rows of the activations (contiguous)
-                    # and activated there: no temporaries, which at 2048 samples
-                    # are megabytes each.
-                    block = torch.addmm(plan.biases[k][start:end],
-                                        plan.weights[k][start:end, :n_inputs], below[:n_inputs],
-                                        out=h_t[start:end])
-                    if k == 0 and plan.context is not None:
-                        block += plan.context[start:end]
-                    activation(block)
-                below = h_t
-
-        compute_units_of_degree(0)
-        last = plan.units[-1]
-        for position, i in enumerate(self.order.tolist()):
-            # Input i has degree position + 1: it sees the units of degree <= position.
-            n_inputs = last[position + 1]
-            params_t = torch.addmm(plan.output_biases[i], plan.output_weights[i][:, :n_inputs],
-                                   hidden_t[-1][:n_inputs])
-            x_t[i] = decide(i, params_t.t())
-            compute_units_of_degree(position + 1)
-        return x_t.t()
-
-
-class _DegreeSortedPlan:
-    """A MADE's weights with each hidden layer's units sorted by degree (for sampling).
-
-    ``units[k][d]`` is where the units of degree d start in layer k (the last
-    entry is the layer's width); ``weights[k]`` / ``biases[k]`` map the sorted
-    layer below to the sorted layer k; ``output_weights[i]`` / ``output_biases[i]``
-    give input i's conditional parameters (n_params rows) from the sorted last layer.
-    """
-
-    def __init__(self, made: MADE, context: torch.Tensor | None):
-        layers = list(made.layers)
-        orders = [np.argsort(degrees, kind="stable") for degrees in made._hidden_degrees]
-        self.units = [np.searchsorted(degrees[order], np.arange(made.n_features + 2))
-                      for degrees, order in zip(made._hidden_degrees, orders)]
-        self.weights, self.biases = [], []
-        columns = None  # the sorted order of the layer below; None for the inputs
-        for layer, order in zip(layers[:-1], orders):
-            rows = torch.from_numpy(order)
-            weight = layer.weight[rows]
-            self.weights.append(weight if columns is None else weight[:, columns])
-            self.biases.append(layer.bias[rows, None])
-            columns = rows
-        output = layers[-1].weight[:, columns]
-        rows = torch.arange(made.n_params) * made.n_features
-        self.output_weights = [output[rows + i] for i in range(made.n_features)]
-        self.output_biases = [layers[-1].bias[rows + i, None] for i in range(made.n_features)]
-        self.context = None
-        if made.context is not None:
-            if context is None:
-                raise ValueError("This MADE was built with a context input; pass context=.")
-            self.context = made.context(context)[:, torch.from_numpy(orders[0])].t()
+        x = like.new_zeros(n, self.n_features)
+        for i in self.order.tolist():
+            x[:, i] = decide(i, self(x, context)[:, :, i])
+        return x

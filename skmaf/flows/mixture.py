@@ -29,46 +29,51 @@ def mixture_log_prob(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
 
 
 class MADEMoG(BaseDistribution):
-    """``p(x) = prod_i sum_c w_ic N(x_i; m_ic, s_ic^2)``, all of ``w, m, s`` from one MADE.
+    """``p(x | c) = prod_i sum_k w_ik N(x_i; m_ik, s_ik^2)``, all of ``w, m, s`` from one MADE.
 
     The MADE has ``3 C`` outputs per input: mixture logits, means and log-scales
     (the latter soft-clamped as in the Gaussian MADE). With C = 1 the logit
     would be constant under the softmax, so it is left out and the model is
     exactly the paper's Gaussian MADE. Density: one pass. Sampling: D passes,
-    each drawing one more coordinate in the order.
+    each drawing one more coordinate in the order. With ``n_context_features``
+    the MADE also sees a context ``c``.
     """
 
     def __init__(self, n_features: int, n_hidden_layers: int, n_hidden_units: int,
                  n_components: int, order: np.ndarray, activation: str = "relu",
-                 generator: torch.Generator | None = None):
+                 n_context_features: int = 0, generator: torch.Generator | None = None):
         super().__init__()
         self.n_components = n_components
         n_params = 3 * n_components if n_components > 1 else 2
-        self.made = MADE(n_features, n_hidden_layers, n_hidden_units, n_params,
-                         order=order, activation=activation, generator=generator)
+        self.made = MADE(n_features, n_hidden_layers, n_hidden_units, n_params, order=order,
+                         activation=activation, n_context_features=n_context_features,
+                         generator=generator)
 
-    def mixture_parameters(self, x: torch.Tensor):
+    def mixture_parameters(self, x: torch.Tensor, context: torch.Tensor | None = None):
         """Logits, means and log-scales, each of shape (n, C, D)."""
-        return self._split(self.made(x))
+        return self.split(self.made(x, context))
 
-    def _split(self, out: torch.Tensor):
+    def split(self, out: torch.Tensor):
+        """The MADE's outputs (n, n_params, ...) as logits, means and clamped log-scales."""
         if self.n_components == 1:
             means, raw_log_scales = out.chunk(2, dim=1)
             return torch.zeros_like(means), means, soft_clamp(raw_log_scales)
         logits, means, raw_log_scales = out.chunk(3, dim=1)
         return logits, means, soft_clamp(raw_log_scales)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return mixture_log_prob(x, *self.mixture_parameters(x)).sum(dim=-1)
+    def log_prob(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return mixture_log_prob(x, *self.mixture_parameters(x, context)).sum(dim=-1)
 
-    def sample(self, n: int, rng, like: torch.Tensor) -> torch.Tensor:
+    def coordinate_draws(self, n: int, rng, like: torch.Tensor):
+        """``decide(i, params)`` for :meth:`MADE.sample_sequentially`: ``x_i`` drawn from
+        its mixture, with all the noise taken from ``rng`` up front."""
         n_features = self.made.n_features
         to_tensor = lambda a: torch.as_tensor(a, dtype=like.dtype, device=like.device)  # noqa: E731
         noise = to_tensor(rng.standard_normal((n, n_features)))
         uniform = to_tensor(rng.uniform(size=(n, 1, n_features)))
 
         def decide(i, params):
-            logits, means, log_scales = self._split(params[:, :, None])
+            logits, means, log_scales = self.split(params[:, :, None])
             # Inverse-CDF choice of the component: the first whose cumulative
             # weight exceeds the uniform draw.
             cumulative = torch.softmax(logits[:, :, 0], dim=1).cumsum(dim=1)
@@ -78,4 +83,9 @@ class MADEMoG(BaseDistribution):
             scale = log_scales[:, :, 0].gather(1, component)[:, 0].exp()
             return mean + scale * noise[:, i]
 
-        return self.made.sample_sequentially(decide, n, like=like)
+        return decide
+
+    def sample(self, n: int, rng, like: torch.Tensor,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        return self.made.sample_sequentially(self.coordinate_draws(n, rng, like), n, like=like,
+                                             context=context)

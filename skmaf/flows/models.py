@@ -1,4 +1,9 @@
-"""Builders: the paper's hyperparameters (K, L, H, C) in, a :class:`Flow` out."""
+"""Builders: the paper's hyperparameters (K, L, H, C) in, a :class:`Flow` out.
+
+Each builder takes ``n_context_features``: with a positive width every network
+of the flow also sees a context vector, and the flow is the paper's conditional
+density ``p(x | context)`` (section 4.4); with 0, the default, it is unconditional.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from .made import MADE, make_order
 from .mixture import MADEMoG
 from .normalization import BatchNorm
 
-__all__ = ["build_maf", "build_made_mog", "build_realnvp"]
+__all__ = ["build_made_mog", "build_maf", "build_realnvp"]
 
 
 def _next_order(order, input_order, n_features, generator):
@@ -30,6 +35,7 @@ def build_maf(
     batch_norm: bool = True,
     input_order="sequential",
     n_components: int = 1,
+    n_context_features: int = 0,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Masked Autoregressive Flow: K Gaussian MADEs, each followed by batch norm.
@@ -47,7 +53,8 @@ def build_maf(
     transforms = []
     for _ in range(n_transforms):
         made = MADE(n_features, n_hidden_layers, n_hidden_units, n_params=2, order=order,
-                    activation=activation, generator=generator)
+                    activation=activation, n_context_features=n_context_features,
+                    generator=generator)
         transforms.append(MaskedAffineAutoregressive(made))
         if batch_norm:
             transforms.append(BatchNorm(n_features))
@@ -55,7 +62,7 @@ def build_maf(
     if n_components == 1:
         return Flow(transforms, StandardNormal(n_features))
     base = MADEMoG(n_features, n_hidden_layers, n_hidden_units, n_components, order,
-                   activation, generator)
+                   activation, n_context_features, generator)
     return Flow(transforms, base)
 
 
@@ -66,12 +73,13 @@ def build_made_mog(
     n_components: int,
     activation: str = "relu",
     input_order="sequential",
+    n_context_features: int = 0,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """A single MADE with mixture-of-Gaussian conditionals, as a flow with no transform."""
     order = make_order(input_order, n_features, generator)
     base = MADEMoG(n_features, n_hidden_layers, n_hidden_units, n_components, order,
-                   activation, generator)
+                   activation, n_context_features, generator)
     return Flow([], base)
 
 
@@ -81,12 +89,14 @@ def build_realnvp(
     n_hidden_layers: int,
     n_hidden_units: int,
     batch_norm: bool = True,
+    n_context_features: int = 0,
     generator: torch.Generator | None = None,
 ) -> Flow:
     """Real NVP: K affine coupling layers with alternating masks, batch norm after each."""
     transforms = []
     for mask in alternating_masks(n_features, n_transforms):
-        transforms.append(AffineCoupling(mask, n_hidden_layers, n_hidden_units, generator))
+        transforms.append(AffineCoupling(mask, n_hidden_layers, n_hidden_units,
+                                         n_context_features, generator))
         if batch_norm:
             transforms.append(BatchNorm(n_features))
     return Flow(transforms, StandardNormal(n_features))

@@ -18,7 +18,8 @@ class BatchNorm(FlowTransform):
     are the minibatch mean and (biased) variance; in evaluation mode they are
     the whole-training-set statistics set by :meth:`freeze_statistics`, not a
     running average, so evaluation does not depend on the order of training
-    batches and a row scores the same alone as inside a batch.
+    batches and a row scores the same alone as inside a batch. The context of a
+    conditional flow does not enter it.
     """
 
     has_statistics = True
@@ -38,13 +39,14 @@ class BatchNorm(FlowTransform):
             return mean, var
         return self.mean, self.var
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         mean, var = self._statistics(x)
         log_scale = self.log_gamma - 0.5 * torch.log(var + self.eps)
         u = (x - mean) * torch.exp(log_scale) + self.beta
         return u, log_scale.sum().expand(x.shape[0])
 
-    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+    def inverse(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # Sampling is only defined with frozen statistics: a batch-statistics
         # inverse would need the statistics of the very x it is computing.
         log_scale = self.log_gamma - 0.5 * torch.log(self.var + self.eps)
@@ -53,9 +55,7 @@ class BatchNorm(FlowTransform):
     @torch.no_grad()
     def freeze_statistics(self, x: torch.Tensor) -> None:
         # float64 accumulation: a float32 variance over a million rows loses digits.
-        # Two passes (mean, then the mean square about it) rather than var_mean,
-        # whose reduction down the columns took 4x as long at D=62 (step_parts.py):
-        # this runs on the whole training set after every epoch.
+        # Two passes, the mean and then the mean square about it, as var_mean does.
         x = x.double()
         mean = x.mean(dim=0)
         self.mean.copy_(mean)

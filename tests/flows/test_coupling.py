@@ -30,7 +30,7 @@ def test_coupling_flow_is_an_exact_bijection_with_the_autograd_log_det(n_feature
 
 def test_coupling_passes_half_through_and_uses_tanh_and_relu_nets():
     mask = np.array([True, False, True, False])
-    layer = AffineCoupling(mask, 2, 8, torch.Generator().manual_seed(0)).double()
+    layer = AffineCoupling(mask, 2, 8, generator=torch.Generator().manual_seed(0)).double()
     x = torch.randn(5, 4, dtype=torch.float64)
     u, _ = layer(x)
     torch.testing.assert_close(u[:, mask], x[:, mask], rtol=0, atol=0)

@@ -118,33 +118,6 @@ def test_sequential_evaluation_equals_the_d_pass_fixed_point(n_features, n_hidde
     torch.testing.assert_close(fast, reference, rtol=0, atol=1e-12)
 
 
-def test_training_keeps_the_weights_outside_the_masks_at_zero():
-    # The masks are applied to the weights once per optimiser step, not in the
-    # forward pass: after training, the MADE must still be autoregressive.
-    from skmaf._training import TrainingOptions, TrainingStep
-
-    generator = torch.Generator().manual_seed(0)
-    permutation = make_order("random", 4, generator)
-    made = MADE(4, 2, 16, n_params=2, order=permutation, generator=generator)
-    options = TrainingOptions(max_iter=1, batch_size=32, learning_rate=1e-2, alpha=1e-3,
-                              early_stopping=False, n_iter_no_change=1, tol=0.0)
-    step = TrainingStep(made, options, 32, loss=lambda model, batch: model(batch).square().mean())
-    x = torch.randn(32, 4, generator=generator)
-    for _ in range(20):
-        step(x)
-        # Adam does move the weights outside the masks: their gradients are not zero.
-        assert any((step.parameters.gradients[layer.weight] * (1 - layer.mask)).abs().sum() > 0
-                   for layer in made.layers)
-    step.close()
-    for layer in made.layers:
-        assert torch.all(layer.weight[layer.mask == 0] == 0)
-        assert torch.all(layer.weight[layer.mask == 1] != 0)
-    jacobian = torch.autograd.functional.jacobian(lambda v: made(v)[0], x[:1])[:, :, 0, :]
-    degrees = input_degrees(permutation)
-    allowed = degrees[None, :] < degrees[:, None]
-    assert not ((jacobian.abs() > 0).numpy() & ~allowed).any()
-
-
 def test_sequential_evaluation_with_degrees_that_have_no_units():
     # 3 hidden units for 8 inputs: degrees 4 to 7 have no unit in either layer.
     generator = torch.Generator().manual_seed(2)

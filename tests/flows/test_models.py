@@ -9,6 +9,7 @@ import torch
 
 import skmaf.flows
 from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_maf
+from skmaf.flows.made import input_degrees
 
 ALLOWED_IMPORTS = {"__future__", "copy", "dataclasses", "functools", "math", "numpy", "os",
                    "torch", "typing"}
@@ -91,3 +92,40 @@ def test_torch_layer_does_not_import_scikit_learn():
                 continue
             for name in names:
                 assert name.split(".")[0] in ALLOWED_IMPORTS, f"{path.name} imports {name}"
+
+
+def test_the_reference_imports_no_accelerator_and_calls_no_private_torch_op():
+    """The accelerator is fenced off: the reference model neither imports it nor
+    uses what it exists for (private ops, rebound parameter data)."""
+    flows_dir = Path(skmaf.flows.__file__).parent
+    for path in flows_dir.glob("*.py"):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                assert node.module in (None, "exceptions") or node.level == 1, (path.name, node.module)
+                assert "_accelerated" not in (node.module or ""), path.name
+        for private in ("torch.ops", "torch._", "_foreach", ".data = "):
+            assert private not in source, (path.name, private)
+
+
+def test_fine_tuning_the_module_with_torch_optim_keeps_it_autoregressive():
+    """A masked layer applies its mask itself: any optimiser keeps each MADE's
+    outputs independent of the inputs at and after them in its order."""
+    flow = build_maf(4, 2, 1, 16, batch_norm=False, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW(flow.parameters(), lr=0.1)
+    for _ in range(5):
+        optimizer.zero_grad()
+        (-flow.log_prob(torch.randn(32, 4)).mean()).backward()
+        optimizer.step()
+    with torch.no_grad():  # whatever else a user does to the weights (noise, pruning, ...)
+        for parameter in flow.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    made = flow.transforms[0].made
+    assert all((layer.weight[layer.mask == 0] != 0).all() for layer in made.layers)
+    x = torch.randn(1, 4)
+    jacobian = torch.autograd.functional.jacobian(made, x)[0, :, :, 0, :]  # (params, out, in)
+    degrees = input_degrees(made.order.numpy())
+    for i in range(4):
+        for j in range(4):
+            if degrees[j] >= degrees[i]:
+                assert torch.all(jacobian[:, i, j] == 0), (i, j)

@@ -1,11 +1,10 @@
 """A model's parameters as views into one flat tensor per group, while it trains.
 
-Per-tensor work in an optimiser step is paid once per tensor: ``torch.optim.Adam``
-took 0.46 ms a step for a MAF's 30 tensors against 0.13 ms for the same
-numbers in one tensor (one CPU thread), a tenth of a whole training step at
-the paper's sizes. So during training each parameter's data is a view into a
-flat tensor, and the optimiser (:class:`~skmaf._adam.FlatAdam`) and the mask
-product see the flat tensors only; each flat tensor's ``.grad`` is a buffer of
+Per-tensor work in an optimiser step is paid once per tensor, and a MAF has
+about 30 tensors (benchmarks/README.md, "Adam step"). So during training each
+parameter's data is a view into a flat tensor, and the optimiser
+(:class:`~skmaf._accelerated.adam.FlatAdam`) and the mask product see the flat
+tensors only; each flat tensor's ``.grad`` is a buffer of
 which every parameter owns a view, where gradients are written.
 """
 
@@ -14,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FlatParameters"]
+__all__ = ["FlatParameters", "split_like"]
 
 
 class FlatParameters:
@@ -49,8 +48,8 @@ class FlatParameters:
             group = list(group)
             flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in group]))
             flat.grad = torch.zeros_like(flat)
-            for p, data, grad in zip(group, _split_like(flat.data, group),
-                                     _split_like(flat.grad, group)):
+            for p, data, grad in zip(group, split_like(flat.data, group),
+                                     split_like(flat.grad, group)):
                 p.data = data
                 self.gradients[p] = grad
             self.flat.append(flat)
@@ -77,6 +76,7 @@ class FlatParameters:
         self.flat, self.gradients, self.groups = [], {}, []
 
 
-def _split_like(flat: torch.Tensor, parameters) -> list[torch.Tensor]:
+def split_like(flat: torch.Tensor, parameters) -> list[torch.Tensor]:
+    """``flat`` cut into views shaped like each of ``parameters``, in order."""
     sizes = [p.numel() for p in parameters]
     return [part.view(p.shape) for part, p in zip(flat.split(sizes), parameters)]

@@ -1,22 +1,22 @@
 """MAF's training loss and its gradient, with the backward pass written out by hand.
 
-A MAF training step at the paper's sizes (K=5, L=2, H=100, batch 256) is
-small: about 100 MFLOP at D=10, 1.5 ms of matrix products on one CPU core,
-and through autograd most of its 6-10 ms went to per-op bookkeeping
-(recording the graph, saving tensors, accumulating gradients) and module
-calls. The same arithmetic written out here runs 1.1-1.9x faster
-(``benchmarks/micro.py``, rows "skmaf" against "skmaf autograd"; the choices
-inside are measured by ``benchmarks/step_parts.py``). The backward pass of a MAF is
-short enough to write down: for one MADE step ``y = x * exp(m) + beta`` with
-``m = -7 tanh(raw / 7)`` (:func:`~skmaf.flows.autoregressive.soft_clamp`) and
-``log|det| = sum(m)``, and for batch norm with minibatch statistics.
+A MAF training step at the paper's sizes is small, and through autograd most
+of its time goes to per-op bookkeeping (recording the graph, saving tensors,
+accumulating gradients) and module calls; the same arithmetic written out
+here runs faster (``benchmarks/micro.py``, rows "skmaf" against "skmaf
+autograd"; the choices inside are measured by ``benchmarks/step_parts.py``).
+The backward pass of a MAF is short enough to write down: for one MADE step
+``y = x * exp(m) + beta`` with ``m = -7 tanh(raw / 7)``
+(:func:`~skmaf.flows.autoregressive.soft_clamp`) and ``log|det| = sum(m)``, and
+for batch norm with minibatch statistics.
 
-Only what the flows of :func:`~skmaf.flows.build_maf` contain is covered:
-Gaussian MADE steps without context, batch norm in training mode and the
-standard normal base. :func:`supports_manual_backward` says whether a flow
-qualifies; any other flow trains through autograd. The result equals
-autograd's to rounding (tests/flows/test_manual_backward.py); the model, the
-loss and so the fit are the paper's.
+Only what the flows of :func:`~skmaf.flows.build_maf` contain is covered, by
+exact type: Gaussian MADE steps without context, batch norm in training mode
+and the standard normal base. :func:`supports_manual_backward` says whether a
+flow qualifies; any other flow trains through autograd. The pass reads the
+raw weights, so the weights outside each mask must be zero (the accelerated
+step keeps them so). The result equals autograd's to rounding
+(tests/test_accelerated.py).
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import onednn
-from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
-from .base import Flow, StandardNormal
-from .layers import in_place
-from .normalization import BatchNorm
+from ..flows import MADE, BatchNorm, Flow, MaskedAffineAutoregressive, MaskedLinear, StandardNormal
+from ..flows.autoregressive import LOG_SCALE_BOUND
+from . import onednn, private_ops
+from .activations import in_place
 
 __all__ = ["ManualBackward", "supports_manual_backward"]
 
@@ -50,7 +49,9 @@ def supports_manual_backward(flow: Flow) -> bool:
         if type(transform) is not MaskedAffineAutoregressive:
             return False
         made = transform.made
-        if made.context is not None or type(made.activation) not in (nn.ReLU, nn.Tanh):
+        if (type(made) is not MADE or made.context_layers is not None
+                or type(made.activation) not in (nn.ReLU, nn.Tanh)
+                or any(type(layer) is not MaskedLinear for layer in made.layers)):
             return False
     return True
 
@@ -68,10 +69,9 @@ class ManualBackward:
         writes the gradient with respect to ``p``. ``p.grad`` is not used.
 
     The flow's layers are read once, here, into plain lists: looking up
-    modules and attributes on every step took 0.8 of the 2 ms that a tiny
-    MAF's step (D=2, H=4, batch 8) spends outside arithmetic. The parameters
-    are held, not copied, so they may be rebound (``p.data = ...``) between
-    calls.
+    modules and attributes on every step costs as much as a tiny MAF's
+    arithmetic. The parameters are held, not copied, so they may be rebound
+    (``p.data = ...``) between calls.
     """
 
     def __init__(self, flow: Flow, gradients: dict):
@@ -138,19 +138,18 @@ class _AffineStep:
         self.layers = [(layer.weight, layer.bias, gradients[layer.weight], gradients[layer.bias])
                        for layer in made.layers]
         self.relu = type(made.activation) is nn.ReLU
-        # Each layer's product through oneDNN's op (skmaf/flows/onednn.py) or, where
-        # that is None, F.linear: by the weight's shape alone, the same in the forward
+        self.threshold_op = private_ops.available("threshold_backward")
+        # Each layer's product through oneDNN's op (onednn.py) or, where that is
+        # None, F.linear: by the weight's shape alone, the same in the forward
         # pass and in d/d(input). Decided here, once, not at every product.
-        self.onednn_ops = [onednn.op_for(layer.weight)
-                           if onednn.prefers_onednn(*layer.weight.shape) else None
-                           for layer in made.layers]
+        self.onednn_ops = [onednn.op_for(layer.weight) for layer in made.layers]
         # In place, on the product's own output: one tensor fewer a layer.
         self.activation = in_place(made.activation)
         self.n_features = made.n_features
         # MKL computes grad @ W and grad^T x for a D-wide W or x faster when it is
-        # zero-padded to a multiple of 16 columns (d/dx 1.3-2.5x at D = 2 to 62,
-        # benchmarks/step_parts.py), the padding included: the first layer's
-        # gradients are computed so, but d/dW below 16 columns.
+        # zero-padded to a multiple of 16 columns, the padding included
+        # (benchmarks/step_parts.py): the first layer's gradients are computed so,
+        # but d/dW below 16 columns.
         self.padded_width = -(-self.n_features // 16) * 16
         self._buffers = {}
 
@@ -173,7 +172,7 @@ class _AffineStep:
             output = op(h, weight, bias, "none", [None], "")
         beta, raw_alpha = output.tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
-        # torch's sigmoid is 3x faster than its tanh on the CPU (21 vs 73 us on 256 x 62).
+        # torch's sigmoid is several times faster than its tanh on the CPU.
         sigmoid = torch.sigmoid(raw_alpha * (2 / LOG_SCALE_BOUND))
         minus_alpha = torch.rsub(sigmoid, LOG_SCALE_BOUND, alpha=2 * LOG_SCALE_BOUND)
         scale = torch.exp(minus_alpha)
@@ -203,23 +202,22 @@ class _AffineStep:
             weight, _, grad_weight, grad_bias = self.layers[depth]
             below = hidden[depth - 1]
             # d/dW stays with MKL: through oneDNN it needs both operands transposed
-            # and gained 1.1x at most (benchmarks/onednn.py), no whole step faster.
+            # and made no whole step faster (benchmarks/onednn.py).
             torch.mm(grad.t(), below, out=grad_weight)
             torch.sum(grad, dim=0, out=grad_bias)
-            # grad @ weight; torch.mm rather than F.linear(grad, weight.t()), 1 us less.
+            # grad @ weight; torch.mm rather than F.linear(grad, weight.t()), one op less.
             op = self.onednn_ops[depth]
             grad = (torch.mm(grad, weight) if op is None
                     else op(grad, weight.t(), None, "none", [None], ""))
             if self.relu:
-                grad = torch.ops.aten.threshold_backward(grad, below, 0)
+                grad = private_ops.threshold_backward(grad, below, self.threshold_op)
             else:
                 grad.mul_(1 - below.square())  # tanh' = 1 - tanh^2
 
         weight, _, grad_weight, grad_bias = self.layers[0]
         if n_features < NARROW_SIDE_FIRST_BELOW:
             # (x^T grad)^T: MKL computes this H x D product faster with its narrow
-            # side first than with x padded, 2.4x at D=2, 1.2x at D=10 (not so from
-            # D=16 on; benchmarks/step_parts.py).
+            # side first than with x padded, below 16 features (benchmarks/step_parts.py).
             grad_weight.copy_(torch.mm(x.t(), grad).t())
         elif self.padded_width == n_features:
             torch.mm(grad.t(), x, out=grad_weight)
@@ -249,41 +247,37 @@ class _AffineStep:
 
 class _BatchNormStep:
     """``u = (x - mean) * exp(log_scale) + beta``, ``log_scale = log_gamma - 0.5 log(var + eps)``,
-    with minibatch statistics (training mode), through torch's own batch norm kernels.
+    with minibatch statistics (training mode).
 
-    ``torch.native_batch_norm`` computes the statistics and the output in one
-    op (with ``gamma = exp(log_gamma)`` as its weight), and its backward gives
-    d/dx, d/dgamma and d/dbeta in one more; what they leave out is the
-    log-determinant ``sum(log_scale)`` per row, which enters the loss as
-    ``-sum(log_scale)``: its derivative is -1 in ``log_gamma`` and
-    ``(x - mean) / (n (var + eps))`` in ``x``. 10 ops a layer, forward and
-    backward, against 18 for the same formulas written out: on a layer whose
-    cost is all per-op overhead, that halved its time.
+    :func:`~.private_ops.batch_norm_forward` computes the statistics and the
+    output (with ``gamma = exp(log_gamma)`` as its weight), and
+    :func:`~.private_ops.batch_norm_backward` gives d/dx, d/dgamma and
+    d/dbeta, each in one of torch's kernels where the probe allows; what they
+    leave out is the log-determinant ``sum(log_scale)`` per row, which enters
+    the loss as ``-sum(log_scale)``: its derivative is -1 in ``log_gamma`` and
+    ``(x - mean) / (n (var + eps))`` in ``x``.
     """
 
     def __init__(self, transform: BatchNorm, gradients: dict):
         self.log_gamma, self.beta, self.eps = transform.log_gamma, transform.beta, transform.eps
         self.grad_log_gamma = gradients[transform.log_gamma]
         self.grad_beta = gradients[transform.beta]
+        self.kernels = private_ops.available("batch_norm")
 
     def forward(self, x):
         gamma = torch.exp(self.log_gamma)
-        u, mean, inverse_std = torch.native_batch_norm(x, gamma, self.beta, None, None, True,
-                                                       0.0, self.eps)
+        u, mean, inverse_std = private_ops.batch_norm_forward(x, gamma, self.beta, self.eps,
+                                                              self.kernels)
         # log_scale = log_gamma + log(inverse_std): ManualBackward sums all layers' at once.
         return u, (x, gamma, mean, inverse_std), [self.log_gamma, torch.log(inverse_std)]
 
     def backward(self, cache, grad_u, constants, need_input_gradient):
         x, gamma, mean, inverse_std = cache
         # The MADE step above hands over a column slice of a padded buffer; the
-        # kernel took 39 us on such a slice of 256 x 62 and 15 us on a contiguous
-        # copy, the copy included (no difference at D=10).
+        # kernel is faster on a contiguous copy, the copy included.
         grad_u = grad_u.contiguous()
-        # (Not the op's out= variant, which wrote d/dbeta in place but took 1.3-1.9x
-        # as long as this op and the copy together, at D = 2 and 10.)
-        grad_x, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
-            grad_u, x, gamma, None, None, mean, inverse_std, True, self.eps,
-            [need_input_gradient, True, True])
+        grad_x, grad_gamma, grad_beta = private_ops.batch_norm_backward(
+            grad_u, x, gamma, mean, inverse_std, self.eps, self.kernels)
         self.grad_beta.copy_(grad_beta)
         # d/dlog_gamma = gamma d/dgamma - 1 (the log-determinant's share)
         torch.addcmul(constants.minus_one, grad_gamma, gamma, out=self.grad_log_gamma)

@@ -2,11 +2,9 @@
 
 Adam's last iterate wanders around the optimum by about its step size; the
 average of the recent iterates sits closer to it and generalises better on
-small data sets. Measured with MAFDensity (benchmarks/README.md, "Weight
-averaging and the L2 penalty"): on satellite's 3,521 training rows, where the
-flows overfit, averaging with decay 0.99 per step and ``alpha=1`` gave -96.52
-nats against -97.03 without either. The average does not change the model,
-only which weights of the optimisation's path are kept.
+small data sets (benchmarks/README.md, "Weight averaging and the L2 penalty").
+The average does not change the model, only which weights of the
+optimisation's path are kept.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A float32 copy of a flow for scoring: twice as fast, and batch-invariant on the CPU.
+"""A float32 copy of a flow for scoring: faster, and batch-invariant on the CPU.
 
 Scoring a flow is mostly matrix products, and a float32 product is about twice
 as fast as a float64 one. But BLAS may pick another kernel, and so another
@@ -6,14 +6,12 @@ summation order, for another shape: a row scored alone would then differ from
 the same row scored inside a batch by float32 rounding (up to 4e-5), where
 scikit-learn's ``check_methods_subset_invariance`` allows about 1e-7.
 
-Measured with MKL (torch's CPU BLAS) on one thread, each row of ``x @ W.T + b``
-in float32 is bit-identical whatever batch it is in, and wherever in it, when
-the batch has a multiple of 8 rows and ``W`` has one row or at least 12
-(``python benchmarks/float32_invariance.py`` prints the table); so is it with
-oneDNN, which the copy's products go through where torch has it (scoring
-1.4-1.7x faster on the benchmark machine, :mod:`.onednn`); torch's element-wise
-``exp``, ``tanh`` and ``log`` give the same bits at every position too. So in
-the copy made here:
+Each row of ``x @ W.T + b`` in float32 is bit-identical whatever batch it is
+in, and wherever in it, with MKL and with oneDNN on one thread, when the batch
+has a multiple of 8 rows and ``W`` has one row or at least 12
+(``python benchmarks/float32_invariance.py`` prints the table); torch's
+element-wise ``exp``, ``tanh`` and ``log`` give the same bits at every
+position too. So in the copy made here:
 
 - linear layers with 2 to 15 outputs get zero output rows up to
   :data:`MIN_OUT_FEATURES`, and drop their outputs again;
@@ -22,9 +20,9 @@ the copy made here:
   density in float64 (no overflow for far-away rows).
 
 The result is the flow's log-density up to float32 rounding (about 1e-6
-relative), and the same for a row wherever it is scored. Only the density
-direction is copied: ``transform``, ``inverse_transform`` and ``sample`` stay
-in float64, where a round trip is exact to 1e-10.
+relative), and the same for a row wherever it is scored. Only flows built
+entirely of the reference's own module types are copied (exact types: a
+subclass may compute something else), and only the density direction.
 """
 
 from __future__ import annotations
@@ -34,12 +32,22 @@ import copy
 import torch
 from torch import nn
 
+from ..flows import (
+    MADE,
+    AffineCoupling,
+    BatchNorm,
+    Flow,
+    Linear,
+    MADEMoG,
+    MaskedAffineAutoregressive,
+    MaskedLinear,
+    StandardNormal,
+)
+from ..flows.autoregressive import LOG_SCALE_BOUND
 from . import onednn
-from .autoregressive import LOG_SCALE_BOUND, MaskedAffineAutoregressive
-from .layers import Linear, in_place
-from .normalization import BatchNorm
+from .activations import in_place
 
-__all__ = ["MIN_OUT_FEATURES", "ROW_MULTIPLE", "float32_copy"]
+__all__ = ["MIN_OUT_FEATURES", "ROW_MULTIPLE", "scoring_copy"]
 
 #: Evaluate chunks whose number of rows is a multiple of this.
 ROW_MULTIPLE = 8
@@ -49,11 +57,14 @@ MIN_OUT_FEATURES = 16
 
 
 class _Float32Linear(nn.Module):
-    """A linear layer in float32, narrow ones padded, that accepts float64 input too."""
+    """A linear layer in float32, its mask applied, narrow ones padded; takes float64 input too."""
 
     def __init__(self, layer: Linear):
         super().__init__()
-        weight, bias = layer.weight.detach().float(), layer.bias.detach().float()
+        weight = layer.weight.detach()
+        if isinstance(layer, MaskedLinear):
+            weight = weight * layer.mask
+        weight, bias = weight.float(), layer.bias.detach().float()
         self.out_features, in_features = weight.shape
         n_padding = MIN_OUT_FEATURES - self.out_features if self.out_features > 1 else 0
         if n_padding > 0:
@@ -70,13 +81,11 @@ class _ScoringAffineAutoregressive(nn.Module):
     """:class:`MaskedAffineAutoregressive`'s density direction with fewer, cheaper kernels.
 
     The MADE's layers run as plain products, each activation in place on its
-    product's output, instead of through the modules: ``score_samples`` on
-    10,000 rows took 6-13% less time at D = 2 to 62 (alternating rounds, one
-    thread). With a ReLU, oneDNN applies it inside the product.
+    product's output (with a ReLU, oneDNN applies it inside the product).
     ``-alpha = -B tanh(raw / B) = 2B / (exp(2 raw / B) + 1) - B``: torch's
-    ``tanh`` costs about six times an ``exp`` on the CPU, and the in-place
-    steps allocate nothing. Saturates to ``±B`` without NaN when ``exp``
-    overflows.
+    ``tanh`` costs several times an ``exp`` on the CPU, and the in-place steps
+    allocate nothing. Saturates to ``±B`` without NaN when ``exp`` overflows.
+    Unconditional MADEs only: a conditional one keeps its own forward.
     """
 
     def __init__(self, transform: MaskedAffineAutoregressive):
@@ -86,9 +95,7 @@ class _ScoringAffineAutoregressive(nn.Module):
         self._relu = type(self.made.activation) is nn.ReLU
 
     def _made_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.made.context is not None:  # a conditional MADE: its own forward says how
-            return self.made(x)
-        # By now the MADE's layers are _Float32Linear (float32_copy replaces them).
+        # By now the MADE's layers are _Float32Linear (scoring_copy replaces them).
         layers = self.made.layers
         h = x.float()
         for layer in layers[:-1]:
@@ -101,10 +108,11 @@ class _ScoringAffineAutoregressive(nn.Module):
         h = onednn.linear(h, last.weight, last.bias)[..., : last.out_features]
         return h.view(x.shape[0], self.made.n_params, self.made.n_features)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        beta, raw_alpha = self._made_outputs(x).unbind(dim=1)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        beta, raw_log_scale = self._made_outputs(x).unbind(dim=1)
         bound = LOG_SCALE_BOUND
-        minus_alpha = torch.exp(raw_alpha * (2 / bound)).add_(1).reciprocal_()
+        minus_alpha = torch.exp(raw_log_scale * (2 / bound)).add_(1).reciprocal_()
         minus_alpha.mul_(2 * bound).sub_(bound)
         u = torch.addcmul(beta, x, torch.exp(minus_alpha))
         return u, minus_alpha.sum(dim=-1)
@@ -121,32 +129,54 @@ class _FrozenBatchNorm(nn.Module):
         self.register_buffer("shift", batch_norm.beta.detach().clone())
         self.register_buffer("log_det", log_scale.sum())
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         u = torch.addcmul(self.shift, torch.sub(x, self.mean), self.scale)
         return u, self.log_det.expand(x.shape[0])
 
 
-_SCORING_REPLACEMENTS = {
-    Linear: _Float32Linear,  # MaskedLinear too
-    MaskedAffineAutoregressive: _ScoringAffineAutoregressive,
+def _affine_replacement(transform: MaskedAffineAutoregressive):
+    if transform.made.context_layers is not None:
+        return None
+    return _ScoringAffineAutoregressive(transform)
+
+
+#: Exact module type -> its scoring form (None: keep the module as it is).
+_REPLACEMENTS = {
+    Linear: _Float32Linear,
+    MaskedLinear: _Float32Linear,
+    MaskedAffineAutoregressive: _affine_replacement,
     BatchNorm: _FrozenBatchNorm,
 }
 
+#: Module types whose own forward is kept (their layers inside are replaced).
+_KEPT = {Flow, MADE, MADEMoG, AffineCoupling, StandardNormal, nn.ModuleList, nn.Sequential,
+         nn.ReLU, nn.Tanh}
+
+
+def copies(flow: nn.Module) -> bool:
+    """Whether :func:`scoring_copy` accepts ``flow``: every module of a reference type."""
+    known = _KEPT | set(_REPLACEMENTS)
+    return all(type(module) in known for module in flow.modules())
+
 
 @torch.no_grad()
-def float32_copy(flow: nn.Module) -> nn.Module:
-    """A float32 copy of ``flow`` for the density direction, batch-invariant on the CPU.
+def scoring_copy(flow: nn.Module) -> nn.Module | None:
+    """A float32 copy of ``flow`` for the density direction, batch-invariant on the CPU,
+    or None for a flow with a module this accelerator does not know.
 
     Linear layers are padded as described above, and the layers with a
     cheaper evaluation-only form get it. Its layers also take float64 input,
     so the base density can be evaluated in float64 on float32 base
     variables. ``flow`` itself is left as it is.
     """
+    if not copies(flow):
+        return None
     evaluation = copy.deepcopy(flow).float().eval().requires_grad_(False)
     for container in list(evaluation.modules()):
         for name, child in list(container.named_children()):
-            replacement = next((make(child) for kind, make in _SCORING_REPLACEMENTS.items()
-                                if isinstance(child, kind)), None)
+            make = _REPLACEMENTS.get(type(child))
+            replacement = None if make is None else make(child)
             if replacement is None:
                 continue
             if isinstance(container, (nn.ModuleList, nn.Sequential)):

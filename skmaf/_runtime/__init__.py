@@ -1,0 +1,1 @@
+"""Runtime helpers of the estimator layer: devices, chunked evaluation, threads, progress."""

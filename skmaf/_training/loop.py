@@ -1,0 +1,167 @@
+"""Maximum-likelihood training with Adam and early stopping: the only training loop in skmaf.
+
+The loop follows scikit-learn's ``MLPRegressor._fit_stochastic``: shuffle each
+epoch, minibatches, L2 penalty, and stop when the monitored quantity has not
+improved by more than ``tol`` for ``n_iter_no_change`` epochs. With early
+stopping the monitored quantity is the validation log-likelihood and the best
+epoch's weights are restored at the end; without it, the training loss, and
+the last weights are kept. With ``ema_decay`` the weights validated and kept
+are the moving average of the iterates (:mod:`.averaging`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from .._runtime.chunks import evaluate_in_chunks
+from .._runtime.progress import make_reporter
+from .options import TrainingOptions, TrainingResult
+from .step import make_training_step
+
+__all__ = ["run_epoch", "train_flow"]
+
+
+def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device) -> float:
+    """One pass of ``step`` over shuffled minibatches; returns the mean training NLL
+    (model units)."""
+    model.train()
+    n_train = z_train.shape[0]
+    # Near-equal batches (sizes differ by at most one) instead of a ragged last
+    # batch: batch norm on a one- or two-row batch is meaningless.
+    n_batches = max(n_train // batch_size, 1)
+    total = torch.zeros((), device=device)
+    for index in np.array_split(rng.permutation(n_train), n_batches):
+        batch = z_train[torch.from_numpy(index)].to(device, non_blocking=True)
+        total += step(batch) * len(index)
+    return total.item() / n_train
+
+
+def validation_score(model, z_train: torch.Tensor, z_val: torch.Tensor, device) -> float:
+    """Mean validation log-likelihood with batch norm frozen on the training set."""
+    model.freeze_statistics(z_train)
+    log_prob = evaluate_in_chunks(model.log_prob, z_val, device, z_train.dtype)
+    return log_prob.double().mean().item()
+
+
+class _Monitor:
+    """Early stopping's bookkeeping: the best score, the epochs without improvement,
+    and the state to restore (the best epoch's, or with ``early_stopping=False``
+    the last good one's)."""
+
+    def __init__(self, options: TrainingOptions):
+        self.options = options
+        self.result = TrainingResult(validation_scores=[] if options.early_stopping else None)
+        self.best = -math.inf
+        self.best_state = None
+        self.no_improvement = 0
+
+    def record(self, epoch: int, train_nll: float, score: float, model) -> None:
+        self.result.n_iter = epoch
+        self.result.loss_curve.append(train_nll)
+        if self.options.early_stopping:
+            self.result.validation_scores.append(score)
+        improved_by_tol = score > self.best + self.options.tol
+        self.no_improvement = 0 if improved_by_tol else self.no_improvement + 1
+        if score > self.best or not self.options.early_stopping:
+            self.best_state = {name: value.detach().clone()
+                               for name, value in model.state_dict().items()}
+            self.result.best_iter = epoch
+        self.best = max(score, self.best)
+
+    def should_stop(self) -> bool:
+        return self.no_improvement >= self.options.n_iter_no_change
+
+    def finish(self, model) -> TrainingResult:
+        """Restore the kept state into ``model``; return the result."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        if self.options.early_stopping and self.result.best_iter:
+            self.result.best_validation_score = (
+                self.result.validation_scores[self.result.best_iter - 1])
+        return self.result
+
+
+def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
+               options: TrainingOptions, rng: np.random.RandomState, device: torch.device,
+               log_det_offset: float = 0.0) -> TrainingResult:
+    """Fit ``model`` by maximum likelihood on ``z_train``; early-stop on ``z_val``.
+
+    ``log_det_offset`` is the preprocessing's log-Jacobian: the reported losses
+    and scores are per-sample log-likelihoods in the user's units.
+
+    Raises ``FloatingPointError`` if the very first epoch is not finite. A
+    later non-finite epoch restores the last good state with a warning.
+    A ``KeyboardInterrupt`` after the first epoch keeps the best state, with a
+    warning; before it, it propagates.
+    """
+    batch_size = min(options.batch_size, z_train.shape[0])
+    step = make_training_step(model, options, batch_size)
+    monitor = _Monitor(options)
+    reporter = make_reporter(options.verbose, options.max_iter)
+    try:
+        for epoch in range(1, options.max_iter + 1):
+            train_nll = run_epoch(model, step, z_train, batch_size, rng, device) - log_det_offset
+            # The weights validated and kept are the average, where there is one;
+            # training goes on from the last iterate.
+            with step.average.applied() if step.average else contextlib.nullcontext():
+                score = -train_nll
+                if options.early_stopping and math.isfinite(train_nll):
+                    score = validation_score(model, z_train, z_val, device) + log_det_offset
+                if not (math.isfinite(train_nll) and math.isfinite(score)):
+                    _handle_divergence(epoch, monitor.best_state is not None)
+                    break
+                monitor.record(epoch, train_nll, score, model)
+            if reporter is not None:
+                reporter.update(epoch, train_nll, score if options.early_stopping else None,
+                                monitor.best)
+            if monitor.should_stop():
+                break
+        else:
+            _warn_not_converged(options)
+    except KeyboardInterrupt:
+        if monitor.best_state is None:
+            raise
+        warnings.warn(
+            f"Training interrupted by the user after {monitor.result.n_iter} epoch(s); keeping "
+            f"the state of epoch {monitor.result.best_iter}.",
+            UserWarning,
+            stacklevel=4,
+        )
+    finally:
+        step.close()
+        if reporter is not None:
+            reporter.close()
+    return monitor.finish(model)
+
+
+def _warn_not_converged(options: TrainingOptions) -> None:
+    monitored = "validation log-likelihood" if options.early_stopping else "training loss"
+    warnings.warn(
+        f"Stochastic optimiser: maximum iterations ({options.max_iter}) reached and "
+        f"the optimisation hasn't converged yet: the {monitored} was still improving "
+        f"within the last {options.n_iter_no_change} epochs. Increase max_iter to "
+        "fit longer.",
+        ConvergenceWarning,
+        stacklevel=5,
+    )
+
+
+def _handle_divergence(epoch: int, has_good_state: bool) -> None:
+    advice = ("Try a smaller learning_rate_init, a larger batch_size or alpha, or check the "
+              "data for extreme values.")
+    if not has_good_state:
+        raise FloatingPointError(
+            f"Training diverged: the log-likelihood became non-finite in epoch {epoch}. {advice}"
+        )
+    warnings.warn(
+        f"Training diverged in epoch {epoch} (non-finite log-likelihood); stopped and kept "
+        f"the state of the best earlier epoch. {advice}",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
