@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from skmaf.flows import build_maf
 from skmaf._accelerated import scoring
+from skmaf.flows import build_maf
 
 SIZES = (1, 2, 3, 4, 5, 8, 10, 12, 16, 17, 33, 64, 100)
 

@@ -18,6 +18,7 @@ Medians over alternating rounds, one thread. Run:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -29,7 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from skmaf import MAFDensity
-from skmaf._accelerated import onednn, private_ops
+from skmaf._accelerated import private_ops
 
 H = 100
 
@@ -111,7 +112,8 @@ def _step_seconds(n_features: int, batch_norm: bool, rounds: int) -> tuple:
     times = {flag: [] for flag in (False, True)}
     for _ in range(rounds):
         for flag in times:
-            times[flag].append(alternating({"step": lambda: steps[flag](x)}, 1, 100)["step"])
+            timed = {"step": functools.partial(steps[flag], x)}
+            times[flag].append(alternating(timed, 1, 100)["step"])
     return tuple(statistics.median(times[flag]) for flag in (False, True))
 
 

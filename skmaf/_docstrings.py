@@ -39,16 +39,16 @@ TRAINING_PARAMETERS = """\
         scores on any machine; see Notes.
     compile : bool, default=False
         Compile the training step (forward and backward pass) with
-        ``torch.compile``: each step then runs about 1.1-1.5x faster, after a
-        one-off compilation of about 5-20 s per architecture and process
-        (refits of the same architecture reuse it; torch's on-disk cache
-        shortens it in later processes). Worth it for fits that take minutes,
-        not for small ones. Needs a C++ compiler on the CPU (Triton on a
-        GPU); where compilation fails, training falls back to eager mode with
-        a warning. ``partial_fit`` always runs eagerly. No effect on
-        ``MAFDensity`` with ``n_components=1``: skmaf trains that MAF with a
-        hand-written backward pass, as fast as the compiled step or faster
-        (5-34% in the latest micro-benchmark), without the compilation.
+        ``torch.compile``: faster steps after a one-off compilation of seconds
+        per architecture and process (refits of the same architecture reuse
+        it; torch's on-disk cache shortens it in later processes), so worth it
+        for fits that take minutes, not for small ones (benchmarks/README.md
+        has the figures). Needs a C++ compiler on the CPU (Triton on a GPU);
+        where compilation fails, training falls back to eager mode with a
+        warning. ``partial_fit`` always runs eagerly. No effect on
+        ``MAFDensity`` with ``n_components=1``, which skmaf's accelerator
+        trains with a hand-written backward pass instead, nor with
+        ``SKMAF_ACCELERATE=0``.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the validation split, the minibatch
         order and random input orders. An int gives identical refits on the
@@ -59,7 +59,10 @@ TRAINING_PARAMETERS = """\
 
 FITTED_ATTRIBUTES = """\
     module_ : skmaf.flows.Flow
-        The fitted torch model, in float64 and evaluation mode.
+        The fitted torch model, in float64 and evaluation mode: the reference
+        model of :mod:`skmaf.flows`, usable on its own (``module_.log_prob``
+        on standardised rows; its masked layers stay autoregressive whatever
+        updates their weights).
     device_ : torch.device
         Device the model lives on.
     shift_, scale_ : ndarray of shape (n_features_in_,)

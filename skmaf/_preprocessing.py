@@ -41,9 +41,6 @@ class Standardizer:
     def forward(self, X: np.ndarray) -> np.ndarray:
         return (X - self.shift) / self.scale
 
-    def inverse(self, Z: np.ndarray) -> np.ndarray:
-        return Z * self.scale + self.shift
-
 
 @dataclass(frozen=True)
 class RunningMoments:

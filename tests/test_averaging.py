@@ -6,8 +6,8 @@ import torch
 
 from skmaf import MAFDensity
 from skmaf._accelerated.step import AcceleratedStep as TrainingStep
-from skmaf._training.averaging import WeightAverage
 from skmaf._training import TrainingOptions, train_flow
+from skmaf._training.averaging import WeightAverage
 from skmaf.flows import build_maf
 from skmaf.flows.layers import MaskedLinear
 

@@ -12,7 +12,9 @@ from skmaf._runtime.chunks import SCORING_CHUNK_SIZE
 
 from ._common import estimator_id, paper_example, tiny_estimators
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+# The results depend on the computation path: CI runs these on every path.
+pytestmark = [pytest.mark.every_path,
+              pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")]
 
 
 def _fit_bimodal_1d():

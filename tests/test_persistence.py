@@ -3,9 +3,9 @@
 import copy
 import io
 import pickle
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import numpy as np

@@ -1,8 +1,8 @@
 """partial_fit: streaming fits over chunks, with running standardisation and batch norm."""
 
-from dataclasses import replace
 import copy
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest

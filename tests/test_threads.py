@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import skmaf._base
-import skmaf._training.streaming
 import skmaf._runtime.threads
+import skmaf._training.streaming
 from skmaf import MAFDensity
 from skmaf._runtime.threads import thread_budget, torch_threads_within_budget
 

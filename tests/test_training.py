@@ -1,6 +1,5 @@
 """The training loop: early stopping, warnings, divergence, interrupts, determinism."""
 
-import copy
 import warnings
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from skmaf import MAFDensity, RealNVPDensity
+from skmaf import MAFDensity
 from skmaf._training import TrainingOptions, train_flow
 from skmaf._training.loop import validation_score
 from skmaf.flows import build_maf
@@ -37,7 +36,8 @@ def test_the_model_returned_is_the_best_epochs_model(ema_decay):
     """Not only the bookkeeping: the weights that training returns score the best
     validation log-likelihood, not the last epoch's."""
     generator = torch.Generator().manual_seed(0)
-    z_train, z_val = torch.randn(120, 2, generator=generator), torch.randn(40, 2, generator=generator)
+    z_train = torch.randn(120, 2, generator=generator)
+    z_val = torch.randn(40, 2, generator=generator)
     model = build_maf(2, 2, 1, 16, generator=torch.Generator().manual_seed(0))
     options = TrainingOptions(max_iter=60, batch_size=20, learning_rate=5e-2, l2_penalty=0.0,
                               early_stopping=True, n_iter_no_change=8, tol=0.0,

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..flows import MADE, BaseDistribution, Flow, FlowTransform, MADEMoG, MaskedAffineAutoregressive
+from ..flows import (
+    MADE,
+    BaseDistribution,
+    Flow,
+    FlowTransform,
+    MADEMoG,
+    MaskedAffineAutoregressive,
+)
 from .activations import in_place
 
 __all__ = ["sample_sequentially", "sampling_flow"]

@@ -119,7 +119,7 @@ class Flow(nn.Module):
         return u
 
     def sample(self, n: int, rng, context: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` draws; with a context, it has ``n`` rows and draw ``i`` is conditioned on row ``i``."""
+        """``n`` draws; with a context (``n`` rows), draw ``i`` is conditioned on row ``i``."""
         if context is not None and context.shape[0] != n:
             raise ValueError(f"context has {context.shape[0]} rows for {n} samples.")
         reference = next(self.parameters())

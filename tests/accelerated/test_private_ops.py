@@ -102,6 +102,7 @@ def _fit(X):
 
 
 def test_one_switch_turns_the_whole_accelerator_off(monkeypatch):
+    monkeypatch.setenv(_accelerated.SWITCH, "1")
     X = np.random.RandomState(0).normal(size=(200, 3))
     accelerated = _fit(X)
     assert accelerated._scoring_flow is not None and accelerated._sampling_flow is not None

@@ -61,7 +61,8 @@ def test_a_planned_flow_samples_and_inverts_like_the_reference(build):
         torch.randn(100, 2, dtype=torch.float64) if "context" in repr(flow) else None)
     planned = sampling_flow(flow)
     assert planned is not None
-    n_features = next(t for t in [*flow.transforms, flow.base] if hasattr(t, "made")).made.n_features
+    made = next(t for t in [*flow.transforms, flow.base] if hasattr(t, "made")).made
+    n_features = made.n_features
     context = torch.randn(6, 2, dtype=torch.float64) if "context" in repr(flow) else None
     with torch.no_grad():
         torch.testing.assert_close(planned.sample(6, np.random.RandomState(0), context),

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from skmaf._accelerated.scoring import MIN_OUT_FEATURES, ROW_MULTIPLE
+from skmaf._accelerated.scoring import scoring_copy as float32_copy
 from skmaf.flows import (
     BatchNorm,
     MaskedAffineAutoregressive,
@@ -10,8 +12,6 @@ from skmaf.flows import (
     build_maf,
     build_realnvp,
 )
-from skmaf._accelerated.scoring import MIN_OUT_FEATURES, ROW_MULTIPLE
-from skmaf._accelerated.scoring import scoring_copy as float32_copy
 
 BUILDERS = {
     "MAF": lambda d, h: build_maf(d, 2, 2, h, generator=torch.Generator().manual_seed(0)),
