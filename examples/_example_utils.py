@@ -7,8 +7,9 @@ Not part of skmaf. Every example takes the same arguments:
     (the test suite runs every example this way). The environment variable
     ``SKMAF_EXAMPLES_QUICK=1`` does the same.
 ``--output DIR``
-    Where the PNG figures go; default ``examples/figures``, or the environment
-    variable ``SKMAF_EXAMPLES_OUTPUT``.
+    Where the PNG figures go; default ``examples/output`` (not tracked by git),
+    or the environment variable ``SKMAF_EXAMPLES_OUTPUT``. The README's figures
+    in ``examples/figures`` are made with ``--output examples/figures``.
 ``--data-dir DIR``
     A folder of ``NAME.npz`` files holding ``X`` and ``y`` (1 = anomaly), such as
     the ADBench sets in ``../shared/data``. Without it the examples fall back to
@@ -30,7 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
-DEFAULT_OUTPUT_DIR = EXAMPLES_DIR / "figures"
+DEFAULT_OUTPUT_DIR = EXAMPLES_DIR / "output"
 # The workplace keeps shared data beside the repository: <repo>/../shared/data.
 DEFAULT_DATA_DIR = EXAMPLES_DIR.parents[1] / "shared" / "data"
 
@@ -69,7 +70,7 @@ def example_settings(description: str | None) -> Settings:
                         help=f"tiny models and data, for tests (or set {QUICK_ENV}=1)")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"folder for the figures (default: ${OUTPUT_ENV} or "
-                             "examples/figures)")
+                             "examples/output)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="folder of NAME.npz files (default: ../shared/data)")
     # parse_known_args, not parse_args: run cell by cell in Jupyter, the kernel's

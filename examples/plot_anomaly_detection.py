@@ -112,7 +112,7 @@ print(f"(average precision of a random ranking: {y_test.mean():.3f})")
 # anomalies.
 
 # %%
-figure, (roc_axes, pr_axes) = plt.subplots(1, 2, figsize=(11, 4.8))
+figure, (roc_axes, pr_axes) = plt.subplots(1, 2, figsize=(11, 6))
 for name, score in anomaly_scores.items():
     false_positive_rate, true_positive_rate, _ = roc_curve(y_test, score)
     roc_axes.plot(false_positive_rate, true_positive_rate,
@@ -124,8 +124,9 @@ roc_axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
 roc_axes.set(title="ROC curves", xlabel="false-positive rate", ylabel="true-positive rate")
 pr_axes.axhline(y_test.mean(), color="grey", linestyle=":", label="chance")
 pr_axes.set(title="precision-recall curves", xlabel="recall", ylabel="precision")
-roc_axes.legend(loc="lower right")
-pr_axes.legend(loc="upper right")
+# Legends under the axes, where they cover no curve.
+for axes in (roc_axes, pr_axes):
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small")
 figure.suptitle(f"Anomaly detection on {data.name} (held-out half)")
 figure.tight_layout()
 save_figure(figure, settings, "anomaly_detection")

@@ -145,6 +145,12 @@ for ax, n_transforms in zip(axes[0], transform_counts):
            xticklabels=param_grid["maf__n_hidden_units"])
     ax.minorticks_off()
     ax.legend()
+# The y-axis follows the means: one candidate's wide error bar (a fold with a few
+# improbable rows) would otherwise squash every other difference; such a bar runs
+# off the plot instead.
+means, spreads = results["mean_test_score"], results["std_test_score"]
+margin = 2 * np.median(spreads) + 0.05 * np.ptp(means)
+axes[0, 0].set_ylim(means.min() - margin, means.max() + margin)
 axes[0, 0].set_ylabel("cross-validated log-likelihood (nats)")
 figure.suptitle(f"GridSearchCV on {data.name}")
 figure.tight_layout()

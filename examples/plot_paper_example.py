@@ -92,9 +92,14 @@ log_densities = {"true density": true_log_density(grid)}
 log_densities.update({name: model.score_samples(grid) for name, model in models.items()})
 
 
+# One colour scale for the three densities, so that their colours compare.
+density_levels = np.linspace(0, max(np.exp(v).max() for v in log_densities.values()), 21)
+
+
 def plot_density(axes, log_density, title):
-    axes.contourf(x1_grid, x2_grid, np.exp(log_density).reshape(x1_grid.shape), levels=20,
-                  cmap="viridis")
+    filled = axes.contourf(x1_grid, x2_grid, np.exp(log_density).reshape(x1_grid.shape),
+                           levels=density_levels, cmap="viridis")
+    axes.figure.colorbar(filled, ax=axes, label="density")
     axes.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
 
 

@@ -24,7 +24,11 @@ from sklearn.base import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -146,7 +150,7 @@ class BaseFlowDensity(
 
             moments = RunningMoments.of(X)
             standardizer = moments.standardizer()
-            _warn_about_degenerate_columns(X)
+            _check_columns(X, moments, standardizer)
             Z = standardizer.forward(X)
             Z_train, Z_val = Z, None
             if self.early_stopping:
@@ -248,7 +252,8 @@ class BaseFlowDensity(
                               reset=first_call)
             X = X.astype(np.float64, copy=False)
             if first_call:
-                _warn_about_degenerate_columns(X)
+                moments = RunningMoments.of(X)
+                _check_columns(X, moments, moments.standardizer())
                 rng = check_random_state(self.random_state)
                 self.device_ = resolve_device(self.device)
                 self.module_ = self._new_flow(X.shape[1], rng).to(self.device_)
@@ -258,6 +263,8 @@ class BaseFlowDensity(
             result = train_on_chunk(self.module_, self._stream, X, self._training_options(),
                                     self.device_, epoch=self.n_iter_)
             standardizer = result.state.moments.standardizer()
+            if not first_call:
+                _warn_about_a_moved_standardisation(self.scale_, self.shift_, standardizer)
             self._set_module(result.module)
             self._stream = result.state
             self.shift_ = standardizer.shift
@@ -432,10 +439,15 @@ class BaseFlowDensity(
         (4, 2)
         """
         check_is_fitted(self)
+        constraints = {"n_samples": [Interval(Integral, 1, None, closed="left")],
+                       "random_state": ["random_state"]}
+        if isinstance(n_samples, (bool, np.bool_)):  # an Integral to Python, not a count
+            raise InvalidParameterError(
+                "The 'n_samples' parameter of sample must be an int in the range [1, inf). "
+                f"Got {n_samples!r} instead.")
         validate_parameter_constraints(
-            {"n_samples": [Interval(Integral, 1, None, closed="left")],
-             "random_state": ["random_state"]},
-            {"n_samples": n_samples, "random_state": random_state}, caller_name="sample")
+            constraints, {"n_samples": n_samples, "random_state": random_state},
+            caller_name="sample")
         rng = check_random_state(random_state)
         flow = self._sampling_flow if self._sampling_flow is not None else self.module_
         shift, scale = self._standardization()
@@ -568,34 +580,103 @@ def _draw_seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(2**31 - 1))
 
 
-def _warn_about_degenerate_columns(X: np.ndarray) -> None:
-    """Warn about columns on which a continuous density puts spikes.
+#: Below 2**52 float64 has a fractional part; from there on every value is an integer.
+_LARGEST_FRACTIONAL = 2.0**52
 
-    A constant column has no density at all; an integer-valued or heavily
-    repeated one (at most half as many distinct values as rows) lets the model
-    pile mass on the repeated values, so its log-likelihood grows with
-    training instead of measuring fit (the MAF paper dequantizes such data).
-    """
-    constant = np.ptp(X, axis=0) == 0
-    sorted_columns = np.sort(X, axis=0)
-    n_distinct = 1 + np.count_nonzero(np.diff(sorted_columns, axis=0), axis=0)
-    integer = np.all(X == np.round(X), axis=0)
-    discrete = ~constant & (integer | (n_distinct <= X.shape[0] // 2))
-    if constant.any():
+#: A column whose standard deviation is below this fraction of its magnitude is
+#: quantized by float64 rounding itself.
+_ROUNDING_QUANTIZED_BELOW = 1e-8
+
+
+#: A chunk that changes a column's running scale by more than this factor, or its
+#: mean by more than this many former scales, changes what the model sees.
+_MOVED_STANDARDISATION = 10.0
+
+
+def _warn_about_a_moved_standardisation(scale, shift, standardizer) -> None:
+    """Warn when one partial_fit chunk moved the running standardisation a lot."""
+    factor = np.maximum(standardizer.scale / scale, scale / standardizer.scale)
+    moved = (factor > _MOVED_STANDARDISATION) | (
+        np.abs(standardizer.shift - shift) > _MOVED_STANDARDISATION * scale)
+    if moved.any():
         warnings.warn(
-            f"Feature(s) {np.flatnonzero(constant).tolist()} are constant: the density is "
-            "degenerate along them and its log-density there grows with training until the "
-            "model's scale bound stops it. Drop constant columns, or add noise to them.",
+            f"This chunk moved the running standardisation of feature(s) "
+            f"{np.flatnonzero(moved).tolist()} by more than a factor of "
+            f"{_MOVED_STANDARDISATION:g} (extreme values in it?): the rows seen before now "
+            "reach the model at another scale, and their log-densities change until it "
+            "has learned again. Remove outliers from the chunks, or start over with fit.",
             DegenerateDataWarning,
             stacklevel=4,
         )
-    if discrete.any():
+
+
+def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer) -> None:
+    """Raise for columns whose statistics overflow; warn about columns on which a
+    continuous density is degenerate, with the remedy that fits each case.
+
+    - a constant column, or one constant to float64 rounding, has no density;
+    - an integer-valued or heavily repeated column (at most half as many
+      distinct values as rows) lets the model pile mass on the repeated values,
+      so its log-likelihood grows with training instead of measuring fit (the
+      MAF paper dequantizes such data); not said of columns beyond 2**52, where
+      every float64 is an integer, nor of columns that float64 rounding itself
+      quantizes (a tiny spread around a huge mean), where the remedy differs;
+    - linearly dependent columns put the data on a subspace, where the density
+      is a spike.
+    """
+    overflowing = ~np.isfinite(moments.mean) | ~np.isfinite(moments.var)
+    if overflowing.any():
+        raise ValueError(
+            f"Feature(s) {np.flatnonzero(overflowing).tolist()} are too large for float64 "
+            f"statistics: their variance overflows (largest magnitude "
+            f"{np.abs(X[:, overflowing]).max():.3g}). Rescale them before fitting, e.g. "
+            "divide by a power of ten; log-densities then shift by the log of that factor."
+        )
+    exactly_constant = np.ptp(X, axis=0) == 0
+    rounding_constant = standardizer.constant & ~exactly_constant
+    spread = np.sqrt(moments.var)
+    rounding_quantized = (~standardizer.constant
+                          & (spread < _ROUNDING_QUANTIZED_BELOW * np.abs(moments.mean)))
+    sorted_columns = np.sort(X, axis=0)
+    n_distinct = 1 + np.count_nonzero(np.diff(sorted_columns, axis=0), axis=0)
+    integer = np.all(X == np.round(X), axis=0) & (np.abs(X).max(axis=0) < _LARGEST_FRACTIONAL)
+    discrete = (~standardizer.constant & ~rounding_quantized
+                & (integer | (n_distinct <= X.shape[0] // 2)))
+    warnings_to_give = [
+        (exactly_constant, "are constant: the density is degenerate along them and its "
+         "log-density there grows with training until the model's scale bound stops it. "
+         "Drop constant columns, or add noise to them."),
+        (rounding_constant, "vary by less than float64 rounding of their mean, and are "
+         "treated as constant. Subtract a reference value (e.g. their median) before "
+         "fitting, so that their variation is representable."),
+        (rounding_quantized, "vary by less than 1e-8 of their magnitude, so float64 rounding "
+         "quantizes their values. Subtract a reference value (e.g. their median) before "
+         "fitting."),
+        (discrete, "are integer-valued or take few distinct values: a continuous density "
+         "puts spikes on those values, and the log-likelihood then rewards the spikes "
+         "rather than the fit. Dequantize them, e.g. add uniform noise of one quantization "
+         "step (X + rng.uniform(size=X.shape) for integer data)."),
+    ]
+    for columns, message in warnings_to_give:
+        if columns.any():
+            warnings.warn(f"Feature(s) {np.flatnonzero(columns).tolist()} {message}",
+                          DegenerateDataWarning, stacklevel=4)
+    _warn_about_linear_dependence(X, ~standardizer.constant)
+
+
+def _warn_about_linear_dependence(X: np.ndarray, varying: np.ndarray) -> None:
+    """Warn when the varying columns are (to float64 precision) linearly dependent."""
+    if varying.sum() < 2 or X.shape[0] <= varying.sum():
+        return
+    Z = X[:, varying]
+    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    singular_values = np.linalg.svd(Z / np.sqrt(len(Z)), compute_uv=False)
+    rank = int(np.sum(singular_values > 1e-7 * singular_values[0]))
+    if rank < len(singular_values):
         warnings.warn(
-            f"Feature(s) {np.flatnonzero(discrete).tolist()} are integer-valued or take few "
-            "distinct values: a continuous density puts spikes on those values, and the "
-            "log-likelihood then rewards the spikes rather than the fit. Dequantize them, "
-            "e.g. add uniform noise of one quantization step (X + rng.uniform(size=X.shape) "
-            "for integer data).",
+            f"The columns are linearly dependent: the data lie on a subspace of dimension "
+            f"{rank} of {len(singular_values)} (e.g. one column is a linear function of "
+            "others), where a density is a spike. Drop the redundant columns.",
             DegenerateDataWarning,
             stacklevel=4,
         )

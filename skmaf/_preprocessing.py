@@ -14,24 +14,36 @@ import numpy as np
 __all__ = ["RunningMoments", "Standardizer"]
 
 
+#: A column whose standard deviation is at most this many float64 epsilons of its
+#: mean's magnitude is constant up to rounding (scikit-learn's relative test).
+CONSTANT_BELOW_EPSILONS = 10
+
+
 @dataclass(frozen=True)
 class Standardizer:
-    """A fitted per-feature affine map ``z = (x - shift) / scale``."""
+    """A fitted per-feature affine map ``z = (x - shift) / scale``.
+
+    ``constant`` marks the columns treated as constant (scale 1).
+    """
 
     shift: np.ndarray
     scale: np.ndarray
+    constant: np.ndarray | None = None
 
     @classmethod
     def from_moments(cls, mean: np.ndarray, var: np.ndarray) -> Standardizer:
         """Shift by the mean and scale by the standard deviation of each column.
 
-        A constant column gets scale 1 (as in scikit-learn's ``StandardScaler``)
-        rather than a division by zero.
+        A column that is constant up to float64 rounding, relative to its own
+        magnitude (a column of values near 1e-15 that vary is not constant),
+        gets scale 1 (as in scikit-learn's ``StandardScaler``) rather than a
+        division by (nearly) zero.
         """
         scale = np.sqrt(var)
-        constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
+        constant = scale <= CONSTANT_BELOW_EPSILONS * np.finfo(np.float64).eps * np.abs(mean)
+        constant |= scale == 0
         scale[constant] = 1.0
-        return cls(shift=mean, scale=scale)
+        return cls(shift=mean, scale=scale, constant=constant)
 
     @property
     def log_det(self) -> float:
@@ -64,8 +76,9 @@ class RunningMoments:
 
     @classmethod
     def of(cls, X: np.ndarray) -> RunningMoments:
-        # X.var rather than a sum of squares: fit standardises exactly as before.
-        return cls(X.shape[0], X.mean(axis=0), X.var(axis=0))
+        # An overflow gives inf, which the estimator reports as such.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return cls(X.shape[0], X.mean(axis=0), X.var(axis=0))
 
     def updated(self, X: np.ndarray) -> RunningMoments:
         """The moments of the rows seen so far and the rows of ``X`` together.
@@ -76,6 +89,10 @@ class RunningMoments:
         """
         chunk = RunningMoments.of(X)
         n_samples = self.n_samples + chunk.n_samples
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._combined(chunk, n_samples)
+
+    def _combined(self, chunk: RunningMoments, n_samples: int) -> RunningMoments:
         delta = chunk.mean - self.mean
         mean = self.mean + delta * (chunk.n_samples / n_samples)
         sum_of_squares = (

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmaf import DensityOutlierDetector, MAFDensity
+from skmaf.metrics import anomaly_roc_auc_scorer
 
 from ._common import TINY
 
@@ -227,3 +228,25 @@ def test_failed_refit_leaves_the_fitted_detector_unchanged(case, fitted, gaussia
 def test_unfitted_detector_raises_not_fitted(method, gaussian_data):
     with pytest.raises(NotFittedError):
         getattr(DensityOutlierDetector(MAFDensity(**TINY)), method)(gaussian_data)
+
+
+@pytest.mark.parametrize("anomaly_label, normal_label", [(1, 0), (-1, 1)])
+def test_the_anomaly_scorer_picks_the_better_detector_in_either_label_convention(
+        anomaly_label, normal_label):
+    """Model selection by ROC-AUC: the detector that separates anomalies (a mixture
+    with enough components) must win whichever value marks an anomaly."""
+    rng = np.random.RandomState(0)
+    normal = np.vstack([rng.normal(-4, 0.5, size=(150, 2)), rng.normal(4, 0.5, size=(150, 2))])
+    anomalies = rng.uniform(-1.5, 1.5, size=(30, 2))  # between the two modes
+    X = np.vstack([normal, anomalies])
+    y = np.r_[np.full(300, normal_label), np.full(30, anomaly_label)]
+    search = GridSearchCV(
+        DensityOutlierDetector(GaussianMixture(random_state=0)),
+        {"estimator__n_components": [1, 2]},
+        scoring=anomaly_roc_auc_scorer(anomaly_label=anomaly_label),
+        cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    ).fit(X, y)
+    assert search.best_params_ == {"estimator__n_components": 2}
+    assert search.best_score_ > 0.9
+    with pytest.raises(ValueError, match="needs both anomalies"):
+        anomaly_roc_auc_scorer(anomaly_label)(search.best_estimator_, X[:300], y[:300])

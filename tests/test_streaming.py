@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,7 @@ from scipy.integrate import trapezoid
 
 import skmaf._training.streaming
 from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
-from skmaf.exceptions import DeviceWarning
+from skmaf.exceptions import DegenerateDataWarning, DeviceWarning
 
 from ._common import TINY, paper_example
 
@@ -149,6 +150,28 @@ def test_adams_state_is_carried_from_call_to_call(gaussian_data):
         n_steps - max(len(chunks[0]) // 20, 1)}
     assert np.abs(carried.score_samples(gaussian_data)
                   - restarted.score_samples(gaussian_data)).max() > 1e-4
+
+
+def test_a_chunk_that_moves_the_standardisation_warns(gaussian_data):
+    model = MAFDensity(n_transforms=2, n_hidden_units=8, random_state=0)
+    for chunk in np.array_split(gaussian_data, 3):
+        model.partial_fit(chunk)
+    outliers = gaussian_data[:40].copy()
+    outliers[0] = 1e6
+    with pytest.warns(DegenerateDataWarning, match="moved the running standardisation"):
+        model.partial_fit(outliers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        model.partial_fit(gaussian_data[40:80])  # ordinary rows: silent
+
+
+def test_a_chunk_whose_variance_overflows_is_an_error_that_changes_nothing(gaussian_data):
+    model = MAFDensity(n_transforms=2, n_hidden_units=8, random_state=0)
+    model.partial_fit(gaussian_data)
+    before = model.score_samples(gaussian_data)
+    with pytest.raises(ValueError, match="too large for float64 statistics"):
+        model.partial_fit(gaussian_data * 1e200)
+    np.testing.assert_array_equal(model.score_samples(gaussian_data), before)
 
 
 def test_fit_after_partial_fit_starts_over(gaussian_data):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from skmaf import MAFDensity
+from skmaf import MADEMoGDensity, MAFDensity
 from skmaf._training import TrainingOptions, train_flow
 from skmaf._training.loop import validation_score
 from skmaf.flows import build_maf
@@ -189,6 +189,31 @@ def test_verbose_shows_a_progress_bar_on_a_terminal(monkeypatch, capsys):
                    random_state=0).fit(_data(50))
     err = capsys.readouterr().err
     assert "3/3" in err and "epoch" in err and "validation score" in err
+
+
+def test_the_progress_bar_ends_where_early_stopping_stopped(monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("skmaf._runtime.progress._interactive", lambda: True)
+    model = MAFDensity(n_transforms=1, n_hidden_units=4, max_iter=400, n_iter_no_change=2,
+                       learning_rate_init=5e-2, verbose=1, random_state=0).fit(_data(50))
+    assert model.n_iter_ < 400
+    last_render = capsys.readouterr().err.rsplit("\r", 1)[-1]
+    assert f"{model.n_iter_}/{model.n_iter_}" in last_render and "/400" not in last_render
+
+
+@pytest.mark.parametrize("estimator", [
+    MADEMoGDensity(learning_rate_init=1.0, max_iter=40, random_state=0),
+    MAFDensity(n_components=3, learning_rate_init=1.0, max_iter=20, random_state=0),
+], ids=["MADE-MoG", "MAF-MoG"])
+def test_a_fit_that_fails_without_overflowing_is_reported(estimator):
+    """A step size of 1 sends a mixture to a finite but useless model (-17 nats per row
+    where a Gaussian scores -4.3): said, with advice, rather than returned silently."""
+    X = np.random.RandomState(0).normal(size=(500, 3))
+    with pytest.warns(ConvergenceWarning, match="Training failed.*smaller learning_rate_init"):
+        estimator.fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Training failed")
+        estimator.set_params(learning_rate_init=1e-3, max_iter=5).fit(X)
 
 
 def test_max_iter_warning_says_validation_was_still_improving():

@@ -97,7 +97,7 @@ def test_unfitted_model_raises_not_fitted(estimator, method, gaussian_data):
 
 
 @pytest.mark.parametrize("n_samples, error", [(0, ValueError), (-1, ValueError),
-                                              (2.5, TypeError)])
+                                              (2.5, TypeError), (True, TypeError)])
 def test_sample_rejects_bad_counts(fitted, n_samples, error):
     with pytest.raises(error, match="n_samples"):
         fitted.sample(n_samples)
@@ -136,7 +136,7 @@ def test_explicit_order_is_used(gaussian_data, tiny_params):
     assert model.module_.transforms[0].made.order.tolist() == [2, 0, 1]
 
 
-@pytest.mark.parametrize("device", ["not-a-device", "cuda:99"])
+@pytest.mark.parametrize("device", ["not-a-device", "cuda:99", "meta"])
 def test_unavailable_device_is_a_clear_error(device, gaussian_data, tiny_params):
     with pytest.raises(ValueError, match="device="):
         MAFDensity(**{**tiny_params, "device": device}).fit(gaussian_data)
@@ -246,3 +246,68 @@ def test_a_refit_that_fails_after_validation_leaves_the_fitted_model_as_it_was(
         model.fit(gaussian_data[:, :2])
     assert model.n_features_in_ == before[0] == 3 and model.module_ is before[2]
     np.testing.assert_array_equal(model.score_samples(gaussian_data), before[1])
+
+
+@pytest.mark.parametrize("estimator", tiny_estimators(), ids=estimator_id)
+def test_a_tiny_scale_is_a_scale_not_a_constant(estimator, gaussian_data):
+    """Fitting a * X gives log-densities lower by exactly D log a, however small a is:
+    the constant-column test is relative to each column's own magnitude."""
+    X = gaussian_data
+    on_x = clone(estimator).fit(X).score_samples(X[:5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        on_tiny = clone(estimator).fit(X * 1e-15).score_samples(X[:5] * 1e-15)
+    np.testing.assert_allclose(on_tiny - on_x, 3 * 15 * np.log(10), atol=1e-3)
+
+
+def _degenerate_warnings(X, tiny_params):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MAFDensity(**tiny_params).fit(X)
+    return [str(w.message) for w in caught if w.category is DegenerateDataWarning]
+
+
+def test_huge_columns_get_no_advice_to_dequantize(tiny_params):
+    """Beyond 2**52 every float64 is an integer: that says nothing about the data."""
+    X = np.random.RandomState(0).normal(size=(300, 2)) * 1e30
+    assert _degenerate_warnings(X, tiny_params) == []
+
+
+def test_columns_that_float64_rounding_quantizes_get_their_own_advice(tiny_params):
+    X = 1.7e9 + 1e-5 * np.random.RandomState(0).normal(size=(300, 2))
+    messages = _degenerate_warnings(X, tiny_params)
+    assert len(messages) == 1 and "float64 rounding" in messages[0]
+    assert "Dequantize" not in messages[0] and "Subtract a reference value" in messages[0]
+
+
+def test_a_column_constant_up_to_rounding_is_said_to_be_treated_as_constant(tiny_params):
+    X = np.random.RandomState(0).normal(size=(300, 2))
+    X[:, 1] = 1e9 + np.where(np.arange(300) % 2, 1, 0) * np.spacing(1e9)
+    messages = _degenerate_warnings(X, tiny_params)
+    assert any("treated as constant" in m and "[1]" in m for m in messages)
+
+
+def test_linearly_dependent_columns_warn(tiny_params):
+    x1 = np.random.RandomState(0).normal(size=300)
+    messages = _degenerate_warnings(np.column_stack([x1, 2 * x1 + 1]), tiny_params)
+    assert any("linearly dependent" in m and "dimension 1 of 2" in m for m in messages)
+    independent = np.random.RandomState(1).normal(size=(300, 2))
+    assert _degenerate_warnings(independent, tiny_params) == []
+
+
+def test_a_variance_that_overflows_is_a_clear_error_and_keeps_the_fitted_model(
+        tiny_params, gaussian_data):
+    model = MAFDensity(**tiny_params).fit(gaussian_data)
+    before = model.score_samples(gaussian_data)
+    with pytest.raises(ValueError, match="too large for float64 statistics"):
+        model.fit(gaussian_data * 1e200)
+    np.testing.assert_array_equal(model.score_samples(gaussian_data), before)
+
+
+def test_rows_beyond_what_the_networks_can_represent_score_minus_infinity(fitted,
+                                                                          gaussian_data):
+    """Not -1.8e308 (the largest float), which the mean in score would overflow."""
+    rows = gaussian_data[:3] + 1e300
+    scores = fitted.score_samples(rows)
+    assert np.all((scores == -np.inf) | (np.isfinite(scores) & (scores > -1e300)))
+    assert fitted.score(rows) <= scores.max()  # no overflow warning (an error here)

@@ -57,6 +57,9 @@ class _BarReporter(_Reporter):
         self.bar.update(epoch - self.bar.n)
 
     def close(self) -> None:
+        # A fit that stopped early ends the bar where it stopped, not at max_iter.
+        self.bar.total = self.bar.n
+        self.bar.refresh()
         self.bar.close()
 
 

@@ -137,7 +137,47 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
         step.close()
         if reporter is not None:
             reporter.close()
-    return monitor.finish(model)
+    result = monitor.finish(model)
+    _warn_if_below_the_standard_gaussian(result, z_val if options.early_stopping else z_train,
+                                         options, log_det_offset)
+    return result
+
+
+#: How far (nats per row and feature) below the standardised data's own Gaussian a
+#: kept model may score before the fit is called a failure.
+FAILED_FIT_MARGIN = 1.0
+
+
+def _warn_if_below_the_standard_gaussian(result: TrainingResult, z: torch.Tensor,
+                                         options: TrainingOptions, log_det_offset: float):
+    """Warn when training ended far below where it starts.
+
+    The data are standardised, so N(0, I) on them (a diagonal Gaussian fitted to
+    the data) is a model every flow can express and nearly starts from. A kept
+    model more than one nat per feature below it has not diverged to infinity
+    but has failed all the same: too large a step size, typically.
+    """
+    if result.n_iter == 0:
+        return
+    if options.early_stopping:
+        kept = result.best_validation_score
+        where = "validation"
+    else:
+        kept = -result.loss_curve[result.best_iter - 1]
+        where = "training"
+    n_features = z.shape[1]
+    z = z.double()
+    gaussian = float((-0.5 * z.square().sum(dim=1)).mean()
+                     - 0.5 * n_features * math.log(2 * math.pi) + log_det_offset)
+    if kept < gaussian - FAILED_FIT_MARGIN * n_features:
+        warnings.warn(
+            f"Training failed: the kept model's {where} log-likelihood ({kept:.6g} per row) "
+            f"is far below that of a Gaussian fitted to the same data ({gaussian:.6g}). "
+            f"Try a smaller learning_rate_init (it is {options.learning_rate:g}), a larger "
+            "batch_size or alpha.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_not_converged(options: TrainingOptions) -> None:

@@ -79,6 +79,9 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
     Raises ``FloatingPointError`` if the loss or a parameter becomes non-finite.
     """
     moments = RunningMoments.of(X) if state.moments is None else state.moments.updated(X)
+    if not (np.isfinite(moments.mean).all() and np.isfinite(moments.var).all()):
+        raise ValueError("This chunk's values are too large for float64 statistics: the "
+                         "running variance overflows. Rescale the data before fitting.")
     standardizer = moments.standardizer()
     z = torch.from_numpy(standardizer.forward(X).astype(np.float32))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skmaf import MAFDensity, RealNVPDensity
+from skmaf import MAFDensity, RealNVPDensity, _accelerated
 from skmaf._accelerated.flat_parameters import FlatParameters
 from skmaf._accelerated.step import AcceleratedStep
 from skmaf._training import TrainingOptions
@@ -27,9 +27,10 @@ def _has_cxx_compiler():
 
 
 @pytest.mark.skipif(not _has_cxx_compiler(), reason="torch.compile needs a C++ compiler")
-def test_compiled_training_trains_the_same_model():
+def test_compiled_training_trains_the_same_model(monkeypatch):
     """compile=True runs the same loss and optimiser: the same model up to the
     rounding of fused kernels. (Real NVP: a Gaussian MAF does not compile.)"""
+    monkeypatch.setenv(_accelerated.SWITCH, "1")
     params = dict(n_transforms=2, n_hidden_layers=2, n_hidden_units=16, max_iter=3,
                   batch_size=32, random_state=0)
     X = _data(150)
@@ -44,6 +45,7 @@ def test_compiled_training_trains_the_same_model():
 
 
 def test_failed_compilation_falls_back_to_eager_training(monkeypatch):
+    monkeypatch.setenv(_accelerated.SWITCH, "1")  # compile=True is the accelerator's
     def unavailable(function, **kwargs):
         def fail(*args):
             raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")

@@ -1,0 +1,56 @@
+"""Scorers for model selection with skmaf's estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["anomaly_roc_auc_scorer"]
+
+
+def anomaly_roc_auc_scorer(anomaly_label=1):
+    """A scorer ``(estimator, X, y) -> float``: the ROC-AUC of ranking anomalies first.
+
+    ``GridSearchCV(scoring="roc_auc")`` on an outlier detector computes the AUC
+    of ``decision_function`` (high for inliers) against the positive label,
+    so it is right only with scikit-learn's convention (1 inlier, -1
+    outlier); with the ADBench convention (1 = anomaly, 0 = normal) it ranks
+    the models backwards and picks the worst. This scorer takes the label that
+    marks an anomaly explicitly and scores the estimator's ``score_samples``
+    (log-density: lower is more anomalous), so it fits both conventions.
+
+    Parameters
+    ----------
+    anomaly_label : int or str, default=1
+        The value of ``y`` that marks an anomaly: 1 for ADBench's files, -1 for
+        scikit-learn's outlier labels.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``, higher is better, for ``GridSearchCV``,
+        ``cross_validate`` and friends (``scoring=scorer``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.mixture import GaussianMixture
+    >>> from skmaf import DensityOutlierDetector
+    >>> from skmaf.metrics import anomaly_roc_auc_scorer
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.vstack([rng.normal(size=(95, 2)), rng.normal(6, 1, size=(5, 2))])
+    >>> y = np.r_[np.zeros(95), np.ones(5)]  # 1 = anomaly
+    >>> detector = DensityOutlierDetector(GaussianMixture(random_state=0)).fit(X)
+    >>> anomaly_roc_auc_scorer(anomaly_label=1)(detector, X, y)
+    1.0
+    """
+
+    def score(estimator, X, y) -> float:
+        is_anomaly = np.asarray(y) == anomaly_label
+        if is_anomaly.all() or not is_anomaly.any():
+            raise ValueError(
+                f"anomaly_roc_auc_scorer needs both anomalies (y == {anomaly_label!r}) and "
+                "normal rows among the labels it scores.")
+        return float(roc_auc_score(is_anomaly, -np.asarray(estimator.score_samples(X))))
+
+    return score
