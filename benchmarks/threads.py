@@ -1,11 +1,12 @@
 """One thread against torch's default thread count, on an idle and on a loaded machine.
 
-Times what a user's first calls do with skmaf's defaults: a ``MAFDensity()`` fit
-(2,000 rows x 10 features, 5 epochs) and ``score_samples`` on 100,000 rows, each
-in a fresh process, with torch's thread count fixed at 1 or left at torch's
-default (one per core), and skmaf's own per-call choice (``--skmaf-default``:
-no count set). "Loaded" runs the same while one busy process per core spins
-(plain Python loops, as other work on a shared machine would). Run:
+Times what a user's first calls do: a ``MAFDensity()`` fit (2,000 rows x 10
+features, 5 epochs) and ``score_samples`` on 100,000 rows, each in a fresh
+process, with torch's thread count set to 1; with nothing set (skmaf's default);
+and with every core allowed (``SKMAF_NUM_THREADS`` = the number of cores, what
+skmaf did by default before it chose one thread). "Loaded" runs the same while
+one busy process per core spins (plain Python loops, as other work on a shared
+machine would). Run:
 
     python benchmarks/threads.py [--repeats 3]
 """
@@ -26,8 +27,8 @@ import numpy as np
 warnings.simplefilter("ignore")
 import torch
 threads = sys.argv[1]
-if threads != "default":
-    torch.set_num_threads(int(threads))
+if threads == "1":
+    torch.set_num_threads(1)
 from skmaf import MAFDensity
 rng = np.random.RandomState(0)
 X = rng.normal(size=(2000, 10)) @ rng.normal(size=(10, 10))
@@ -49,7 +50,9 @@ def _spin(stop):
 
 def run(threads: str) -> tuple[float, float]:
     environment = {key: value for key, value in os.environ.items()
-                   if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+                   if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SKMAF_NUM_THREADS")}
+    if threads == "all":
+        environment["SKMAF_NUM_THREADS"] = str(os.cpu_count())
     output = subprocess.run([sys.executable, "-c", CHILD, threads], capture_output=True,
                             text=True, check=True, env=environment).stdout.split()
     return float(output[0]), float(output[1])
@@ -62,7 +65,7 @@ def main():
     n_cores = os.cpu_count()
     print(f"{time.strftime('%Y-%m-%d')}, {n_cores} cores; median of {args.repeats} fresh "
           "processes each\n")
-    print("| machine | torch threads | fit (s) | score_samples 100k rows (s) |")
+    print("| machine | threads | fit (s) | score_samples 100k rows (s) |")
     print("|---|---|---|---|")
     for loaded in (False, True):
         stop = multiprocessing.Event()
@@ -71,10 +74,12 @@ def main():
         for spinner in spinners:
             spinner.start()
         try:
-            for threads in ("1", "default"):
+            for threads in ("1", "default", "all"):
                 times = [run(threads) for _ in range(args.repeats)]
                 fit, score = (statistics.median(t[k] for t in times) for k in (0, 1))
-                label = "1" if threads == "1" else f"torch's default ({n_cores})"
+                label = {"1": "torch.set_num_threads(1)",
+                         "default": "nothing set (skmaf's choice)",
+                         "all": f"SKMAF_NUM_THREADS={n_cores}"}[threads]
                 print(f"| {'loaded' if loaded else 'idle'} | {label} | {fit:.2f} | "
                       f"{score:.2f} |", flush=True)
         finally:

@@ -10,6 +10,12 @@ torch.set_num_threads(1)
 from ._common import TINY  # noqa: E402 (after the thread count is set)
 
 
+@pytest.fixture(autouse=True)
+def _seeded_torch():
+    """Each test draws the same torch numbers whatever ran before it."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def tiny_params():
     return dict(TINY)

@@ -1,7 +1,6 @@
 """scikit-learn's own conformance suite, on tiny configurations (as sklearn does with
 ``INIT_PARAMS`` for its own estimators), plus the checks it never runs for third parties."""
 
-import inspect
 
 import pytest
 from sklearn.utils import estimator_checks
@@ -9,7 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmaf import MADEMoGDensity, MAFDensity
 
-from ._common import TINY, tiny_estimators
+from ._common import STRICT_XFAIL, TINY, tiny_estimators
 
 # The results depend on the computation path: CI runs these on every path.
 pytestmark = pytest.mark.every_path
@@ -26,14 +25,7 @@ TRANSFORMERS = [est for est in ESTIMATORS if hasattr(est, "transform")]
 # (scikit-learn >= 1.8) only acts on expected_failed_checks, so with none it changes
 # nothing today; it is passed where accepted so that any expected failure added later is
 # strict, and left out on the older scikit-learn (>= 1.6) that setup.cfg admits.
-_STRICT = (
-    {"xfail_strict": True}
-    if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters
-    else {}
-)
-
-
-@parametrize_with_checks(ESTIMATORS, **_STRICT)
+@parametrize_with_checks(ESTIMATORS, **STRICT_XFAIL)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

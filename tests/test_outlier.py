@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skmaf import DensityOutlierDetector, MAFDensity
 from skmaf.metrics import anomaly_roc_auc_scorer
 
-from ._common import TINY
+from ._common import STRICT_XFAIL, TINY
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -38,7 +38,7 @@ def _name(detector):
 
 
 # Every check is expected to pass: no expected_failed_checks, strict.
-@parametrize_with_checks(_detectors(), xfail_strict=True)
+@parametrize_with_checks(_detectors(), **STRICT_XFAIL)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

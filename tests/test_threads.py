@@ -10,7 +10,11 @@ import skmaf._base
 import skmaf._runtime.threads
 import skmaf._training.streaming
 from skmaf import MAFDensity
-from skmaf._runtime.threads import thread_budget, torch_threads_within_budget
+from skmaf._runtime.threads import (
+    THREADS_VARIABLE,
+    thread_budget,
+    torch_threads_within_budget,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -67,8 +71,22 @@ def test_a_user_limit_is_never_raised(monkeypatch, torch_threads, omp_num_thread
     assert thread_budget(1) == 1
 
 
+def test_one_thread_unless_more_are_asked_for(monkeypatch, torch_threads):
+    """torch's default count (one per core) is not a request: skmaf uses one thread."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
+    torch_threads(4)
+    assert thread_budget(1) == 1
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    assert thread_budget(1) == 3
+    monkeypatch.setenv(THREADS_VARIABLE, "8")  # never more than torch's own count
+    assert thread_budget(1) == 4
+
+
 def test_a_nested_computation_keeps_the_outer_budget(monkeypatch, torch_threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(THREADS_VARIABLE, "4")
     monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
     torch_threads(4)
     with torch_threads_within_budget() as outer, torch_threads_within_budget() as inner:
@@ -78,6 +96,7 @@ def test_a_nested_computation_keeps_the_outer_budget(monkeypatch, torch_threads)
 def test_computations_running_side_by_side_share_the_cpus(monkeypatch, torch_threads):
     """As in joblib's threading backend: each thread gets its own share and count."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(THREADS_VARIABLE, "4")
     monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
     torch_threads(4)  # threads inherit this count
     both_inside = threading.Barrier(2)

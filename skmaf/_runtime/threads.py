@@ -11,6 +11,12 @@ So every fit, ``partial_fit``, scoring or sampling call runs inside
 :func:`torch_threads_within_budget`, which lowers torch's thread count for the
 calling thread to the budget and restores it afterwards. It never raises the
 count: a limit set by the user (``torch.set_num_threads``, threadpoolctl) holds.
+
+The budget is one thread unless the environment variable ``SKMAF_NUM_THREADS``
+asks for more. skmaf's networks are small: their products gain little or
+nothing from a second thread on an idle machine, and on a machine whose cores
+are busy with other work a second thread that waits on a preempted one made
+calls tens of times slower (benchmarks/README.md, "Threads").
 """
 
 from __future__ import annotations
@@ -22,28 +28,32 @@ from contextlib import contextmanager
 import torch
 from joblib import cpu_count
 
-__all__ = ["thread_budget", "torch_threads_within_budget"]
+__all__ = ["THREADS_VARIABLE", "thread_budget", "torch_threads_within_budget"]
+
+#: The environment variable that allows skmaf's calls more than one torch thread.
+THREADS_VARIABLE = "SKMAF_NUM_THREADS"
 
 _lock = threading.Lock()
 _n_running = 0  # skmaf computations running now in this process, one per thread
 _this_thread = threading.local()
 
 
-def _omp_num_threads() -> int | None:
-    """The thread count the environment gives this process, if it names one.
+def _threads_from(variable: str) -> int | None:
+    """The thread count an environment variable names, if it names one.
 
     OpenMP allows a list (``"4,2"``) for nested levels; the first entry is ours.
     """
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    value = os.environ.get(variable, "").split(",")[0].strip()
     return max(int(value), 1) if value.isdigit() else None
 
 
 def thread_budget(n_running: int) -> int:
     """Threads for one of ``n_running`` skmaf computations running in this process.
 
-    The smallest of: torch's current count for this thread, the process's
-    ``OMP_NUM_THREADS`` (read now, not at torch's import) and an equal share of
-    the CPUs available to the process. Always at least 1.
+    The smallest of: ``SKMAF_NUM_THREADS`` (1 when unset), torch's current count
+    for this thread, the process's ``OMP_NUM_THREADS`` (read now, not at torch's
+    import) and an equal share of the CPUs available to the process. Always at
+    least 1.
 
     Examples
     --------
@@ -51,8 +61,9 @@ def thread_budget(n_running: int) -> int:
     >>> thread_budget(1) <= torch.get_num_threads()
     True
     """
-    budget = min(torch.get_num_threads(), max(cpu_count() // n_running, 1))
-    given = _omp_num_threads()
+    requested = _threads_from(THREADS_VARIABLE) or 1
+    budget = min(requested, torch.get_num_threads(), max(cpu_count() // n_running, 1))
+    given = _threads_from("OMP_NUM_THREADS")
     return budget if given is None else min(budget, given)
 
 
