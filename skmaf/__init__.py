@@ -5,7 +5,7 @@ from .maf import MAFDensity
 from .outlier import DensityOutlierDetector
 from .realnvp import RealNVPDensity
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DensityOutlierDetector",

@@ -5,7 +5,42 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["anomaly_roc_auc_scorer"]
+__all__ = ["anomaly_roc_auc_scorer", "log_likelihood_scorer"]
+
+
+def log_likelihood_scorer(estimator, X, y=None) -> float:
+    """The mean held-out log-likelihood per row, as a scorer (higher is better).
+
+    For ``GridSearchCV(scoring=log_likelihood_scorer)``, ``cross_validate`` and
+    friends: ``mean(estimator.score_samples(X))`` for a density estimator
+    (skmaf's, ``GaussianMixture``, ``KernelDensity``), which makes the choice
+    by likelihood explicit whatever ``score`` means (``KernelDensity.score`` is
+    the total, not the mean), and works for a ``Pipeline`` ending in one.
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``score_samples``
+    X : array-like of shape (n_samples, n_features)
+    y : None
+        Ignored.
+
+    Returns
+    -------
+    mean_log_likelihood : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from skmaf.metrics import log_likelihood_scorer
+    >>> X = np.random.RandomState(0).normal(size=(300, 1))
+    >>> search = GridSearchCV(KernelDensity(), {"bandwidth": [0.05, 0.5]},
+    ...                       scoring=log_likelihood_scorer).fit(X)
+    >>> search.best_params_
+    {'bandwidth': 0.5}
+    """
+    return float(np.mean(estimator.score_samples(X)))
 
 
 def anomaly_roc_auc_scorer(anomaly_label=1):

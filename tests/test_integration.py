@@ -8,6 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmaf import MAFDensity
+from skmaf.metrics import log_likelihood_scorer
 
 from ._common import paper_example
 
@@ -62,3 +63,15 @@ def test_dataframe_feature_names_and_pandas_output(tiny_params):
         np.testing.assert_array_equal(model.score_samples(frame), model.score_samples(X))
     with pytest.raises(ValueError, match="feature names should match"):
         model.score_samples(frame.rename(columns={"x1": "other"}))
+
+
+def test_the_log_likelihood_scorer_is_the_mean_score_and_selects_like_it():
+    X = np.random.RandomState(0).normal(size=(300, 2)) * [1.0, 3.0]
+    params = {"n_hidden_units": [4, 16]}
+    base = MAFDensity(n_transforms=2, max_iter=10, random_state=0)
+    by_score = GridSearchCV(base, params, cv=3).fit(X)
+    by_scorer = GridSearchCV(base, params, cv=3, scoring=log_likelihood_scorer).fit(X)
+    np.testing.assert_allclose(by_scorer.cv_results_["mean_test_score"],
+                               by_score.cv_results_["mean_test_score"])
+    model = by_scorer.best_estimator_
+    assert log_likelihood_scorer(model, X) == pytest.approx(np.mean(model.score_samples(X)))

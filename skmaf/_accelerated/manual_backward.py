@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from ..flows import MADE, BatchNorm, Flow, MaskedAffineAutoregressive, MaskedLinear, StandardNormal
 from ..flows.autoregressive import LOG_SCALE_BOUND
-from . import onednn, private_ops
+from . import private_ops
 from .activations import in_place
 
 __all__ = ["ManualBackward", "supports_manual_backward"]
@@ -139,10 +139,9 @@ class _AffineStep:
                        for layer in made.layers]
         self.relu = type(made.activation) is nn.ReLU
         self.threshold_op = private_ops.available("threshold_backward")
-        # Each layer's product through oneDNN's op (onednn.py) or, where that is
-        # None, F.linear: by the weight's shape alone, the same in the forward
-        # pass and in d/d(input). Decided here, once, not at every product.
-        self.onednn_ops = [onednn.op_for(layer.weight) for layer in made.layers]
+        # Every product through torch's own F.linear / torch.mm (MKL on the CPU):
+        # oneDNN made the step 23-41% slower on one CPU and at most 17% faster on
+        # another (benchmarks/README.md, "The redesign's cost"); scoring keeps it.
         # In place, on the product's own output: one tensor fewer a layer.
         self.activation = in_place(made.activation)
         self.n_features = made.n_features
@@ -156,20 +155,11 @@ class _AffineStep:
     def forward(self, x):
         hidden = []
         h = x
-        for (weight, bias, _, _), op in zip(self.layers[:-1], self.onednn_ops):
-            if op is None:
-                h = self.activation(F.linear(h, weight, bias))
-            elif self.relu:
-                h = op(h, weight, bias, "relu", [None], "")
-            else:
-                h = self.activation(op(h, weight, bias, "none", [None], ""))
+        for weight, bias, _, _ in self.layers[:-1]:
+            h = self.activation(F.linear(h, weight, bias))
             hidden.append(h)
         weight, bias, _, _ = self.layers[-1]
-        op = self.onednn_ops[-1]
-        if op is None:
-            output = F.linear(h, weight, bias)
-        else:
-            output = op(h, weight, bias, "none", [None], "")
+        output = F.linear(h, weight, bias)
         beta, raw_alpha = output.tensor_split(2, dim=1)
         # minus_alpha = -soft_clamp(raw_alpha) = -7 tanh(raw / 7) = 7 - 14 sigmoid(2 raw / 7):
         # torch's sigmoid is several times faster than its tanh on the CPU.
@@ -201,14 +191,10 @@ class _AffineStep:
         for depth in range(len(self.layers) - 1, 0, -1):
             weight, _, grad_weight, grad_bias = self.layers[depth]
             below = hidden[depth - 1]
-            # d/dW stays with MKL: through oneDNN it needs both operands transposed
-            # and made no whole step faster (benchmarks/onednn.py).
             torch.mm(grad.t(), below, out=grad_weight)
             torch.sum(grad, dim=0, out=grad_bias)
             # grad @ weight; torch.mm rather than F.linear(grad, weight.t()), one op less.
-            op = self.onednn_ops[depth]
-            grad = (torch.mm(grad, weight) if op is None
-                    else op(grad, weight.t(), None, "none", [None], ""))
+            grad = torch.mm(grad, weight)
             if self.relu:
                 grad = private_ops.threshold_backward(grad, below, self.threshold_op)
             else:

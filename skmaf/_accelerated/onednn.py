@@ -3,12 +3,11 @@
 torch computes ``F.linear`` in float32 on the CPU with MKL; it also ships
 oneDNN's linear (``onednn_linear`` in :mod:`.private_ops`), optionally with
 the ReLU fused into it, which multiplies faster on many CPUs for most shapes
-of a flow (``python benchmarks/onednn.py`` prints the comparison). So:
-
-- scoring (:mod:`.scoring`) uses oneDNN for every product, whatever its rows:
-  the choice must not depend on the batch, or a row's bits would;
-- a training step (:mod:`.manual_backward`) uses it where both sides of the
-  product are at least :data:`MIN_TRAINING_WIDTH`.
+of a flow, and slower on others (``python benchmarks/onednn.py`` prints the
+comparison). Scoring (:mod:`.scoring`) uses oneDNN for every product, whatever
+its rows: the choice must not depend on the batch, or a row's bits would. The
+training step does not use it: it was slower there on some CPUs by more than it
+was faster on others (benchmarks/README.md, "The redesign's cost").
 
 Like MKL's, each row's result is the same in any batch whose number of rows
 is a multiple of 8, wherever the row sits in it, so scoring stays
@@ -25,11 +24,7 @@ from torch.nn import functional as F
 
 from . import private_ops
 
-__all__ = ["MIN_TRAINING_WIDTH", "linear", "linear_relu", "op_for"]
-
-#: In a training step, oneDNN multiplies only where both sides of the product
-#: are at least this wide (narrower products were faster with MKL).
-MIN_TRAINING_WIDTH = 48
+__all__ = ["linear", "linear_relu"]
 
 
 def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -56,12 +51,3 @@ def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if _applies(x, weight):
         return private_ops.onednn_linear(x, weight, bias, "relu")
     return F.linear(x, weight, bias).relu_()
-
-
-def op_for(weight: torch.Tensor):
-    """For a training step's product with ``weight``: oneDNN's op where it is used and
-    faster for this shape, else None (multiply with ``F.linear``). Decided once per layer.
-    The op is called as ``op(x, weight, bias, "relu" or "none", [None], "")``."""
-    if min(weight.shape) >= MIN_TRAINING_WIDTH and _applies(weight, weight):
-        return torch.ops.mkldnn._linear_pointwise.default
-    return None

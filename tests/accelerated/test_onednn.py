@@ -87,12 +87,6 @@ def test_the_environment_switch_turns_it_off(monkeypatch):
     assert not private_ops.available("onednn_linear")
 
 
-def test_only_wide_training_products_go_through_onednn():
-    wide, narrow = torch.zeros(100, 100), torch.zeros(100, 10)
-    assert onednn.op_for(narrow) is None
-    assert (onednn.op_for(wide) is not None) == private_ops.available("onednn_linear")
-
-
 @needs_onednn
 def test_scores_are_the_same_with_and_without_onednn(monkeypatch):
     """With up to 100 inputs per product oneDNN's float32 results are MKL's to rounding;
@@ -104,19 +98,3 @@ def test_scores_are_the_same_with_and_without_onednn(monkeypatch):
     _switch_off(monkeypatch)
     model = pickle.loads(pickle.dumps(model))  # the scoring copy is made anew
     np.testing.assert_allclose(model.score_samples(X), with_onednn, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.filterwarnings("ignore:TF32 acceleration")  # torch's flags() says it
-def test_op_for_gives_the_op_exactly_where_linear_would_use_it(monkeypatch):
-    x, weight, bias = _product(24, 100, 100)
-    op = onednn.op_for(weight)
-    if private_ops.available("onednn_linear"):
-        torch.testing.assert_close(op(x, weight, bias, "relu", [None], ""),
-                                   F.linear(x, weight, bias).relu())
-    else:
-        assert op is None
-    assert onednn.op_for(weight.double()) is None
-    with torch.backends.mkldnn.flags(enabled=False):
-        assert onednn.op_for(weight) is None
-    _switch_off(monkeypatch)
-    assert onednn.op_for(weight) is None
