@@ -6,9 +6,9 @@
    through MKL / through oneDNN: the forward product and d/d(input) at 256
    rows, d/dW at 256 rows (both operands transposed for oneDNN), the forward
    product at 2,048 rows.
-3. A whole training step (MAF, MAF + batch norm, batch 256) and
-   ``score_samples`` on 10,000 rows with oneDNN switched off and on, in
-   alternating rounds, and the largest difference of the scores.
+3. ``score_samples`` on 10,000 rows with oneDNN switched off and on, in
+   alternating rounds, and the largest difference of the scores. (The training
+   step no longer uses oneDNN; benchmarks/README.md, "The redesign's cost".)
 
 Medians over alternating rounds, one thread. Run:
 
@@ -18,13 +18,11 @@ Medians over alternating rounds, one thread. Run:
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import time
 import warnings
 
-import micro
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -102,32 +100,13 @@ def _use_onednn(flag: bool) -> None:
     os.environ[private_ops.ONEDNN_SWITCH] = "1" if flag else "0"
 
 
-def _step_seconds(n_features: int, batch_norm: bool, rounds: int) -> tuple:
-    """Median seconds of skmaf's training step with oneDNN off, then on."""
-    steps = {}
-    for flag in (False, True):  # a step chooses its products when it is built
-        _use_onednn(flag)
-        steps[flag] = micro.skmaf_step(n_features, batch_norm)
-    x = torch.randn(micro.BATCH, n_features)
-    times = {flag: [] for flag in (False, True)}
-    for _ in range(rounds):
-        for flag in times:
-            timed = {"step": functools.partial(steps[flag], x)}
-            times[flag].append(alternating(timed, 1, 100)["step"])
-    return tuple(statistics.median(times[flag]) for flag in (False, True))
-
-
-def whole_step_and_scoring(dims, rounds: int) -> None:
-    print("\n3. Whole training step (ms) and score_samples on 10,000 rows (rows/s), "
-          "oneDNN off / on")
-    print("| D | MAF step | MAF+BN step | score_samples (MAF+BN) | largest score difference |")
-    print("|---|---|---|---|---|")
+def scoring(dims, rounds: int) -> None:
+    print("\n3. score_samples on 10,000 rows (rows/s), oneDNN off / on")
+    print("| D | score_samples (MAF+BN) | largest score difference |")
+    print("|---|---|---|")
     try:
         for n_features in dims:
             cells = []
-            for batch_norm in (False, True):
-                off, on = _step_seconds(n_features, batch_norm, rounds)
-                cells.append(f"{off * 1e3:.2f} / {on * 1e3:.2f} ({off / on:.2f}x)")
             rng = np.random.RandomState(0)
             model = MAFDensity(5, n_hidden_layers=2, n_hidden_units=H, max_iter=1,
                                random_state=0).fit(rng.randn(2000, n_features))
@@ -163,7 +142,7 @@ def main():
         raise SystemExit("torch's oneDNN linear is not available here: nothing to compare.")
     product_rates(args.rounds)
     product_table(args.dims, args.rounds)
-    whole_step_and_scoring(args.dims, args.rounds)
+    scoring(args.dims, args.rounds)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ imports it. The estimator layer asks here, per model, for something faster:
 - :func:`sampling_flow`: sampling that computes each MADE unit once
   (:mod:`.sampling`).
 
-Each gives the reference's result to rounding (tests/test_accelerated.py) and
+Each gives the reference's result to rounding (tests/accelerated/) and
 is chosen by the exact types of the model's modules, so a subclass (which may
 compute something else) gets the reference. The private torch operations used
 are listed, probed and given fallbacks in :mod:`.private_ops`.

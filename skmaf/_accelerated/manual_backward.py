@@ -16,7 +16,7 @@ and the standard normal base. :func:`supports_manual_backward` says whether a
 flow qualifies; any other flow trains through autograd. The pass reads the
 raw weights, so the weights outside each mask must be zero (the accelerated
 step keeps them so). The result equals autograd's to rounding
-(tests/test_accelerated.py).
+(tests/accelerated/).
 """
 
 from __future__ import annotations

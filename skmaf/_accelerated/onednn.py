@@ -11,7 +11,7 @@ was faster on others (benchmarks/README.md, "The redesign's cost").
 
 Like MKL's, each row's result is the same in any batch whose number of rows
 is a multiple of 8, wherever the row sits in it, so scoring stays
-batch-invariant on :mod:`.scoring`'s rules (tests/test_accelerated.py checks
+batch-invariant on :mod:`.scoring`'s rules (tests/accelerated/ checks
 both libraries). Everything falls back to ``F.linear`` where the op is
 unavailable (``SKMAF_ONEDNN=0``, ``torch.backends.mkldnn.enabled = False``,
 a failed probe) and for tensors that are not float32 on the CPU.

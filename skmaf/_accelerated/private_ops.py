@@ -4,7 +4,7 @@ Each entry is looked up and tried once per process on a small input, and
 compared with the public computation it replaces; where it is missing, raises,
 or disagrees, the accelerator uses that public fallback instead, so a torch
 upgrade that drops or changes an op costs speed, never correctness. Tests
-check every fallback against the op (tests/test_accelerated.py), and
+check every fallback against the op (tests/accelerated/), and
 ``SKMAF_PRIVATE_OPS=0`` makes the accelerator use the fallbacks throughout.
 
 Beside these ops the accelerator relies on two undocumented behaviours, each

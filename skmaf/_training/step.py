@@ -2,7 +2,7 @@
 
 This is the reference: every model trains through it, unless the accelerator
 (:mod:`skmaf._accelerated`) offers a faster step for the model, which gives
-the same update to rounding (tests/test_accelerated.py).
+the same update to rounding (tests/accelerated/).
 """
 
 from __future__ import annotations
