@@ -27,9 +27,11 @@ from .step import make_training_step
 __all__ = ["run_epoch", "train_flow"]
 
 
-def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device) -> float:
+def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device,
+              context_train: torch.Tensor | None = None) -> float:
     """One pass of ``step`` over shuffled minibatches; returns the mean training NLL
-    (model units)."""
+    (model units). With ``context_train``, each row is trained on as the density
+    of ``z_train``'s row given that row of the context."""
     model.train()
     n_train = z_train.shape[0]
     # Near-equal batches (sizes differ by at most one) instead of a ragged last
@@ -37,15 +39,28 @@ def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device) 
     n_batches = max(n_train // batch_size, 1)
     total = torch.zeros((), device=device)
     for index in np.array_split(rng.permutation(n_train), n_batches):
-        batch = z_train[torch.from_numpy(index)].to(device, non_blocking=True)
-        total += step(batch) * len(index)
+        rows = torch.from_numpy(index)
+        batch = z_train[rows].to(device, non_blocking=True)
+        if context_train is None:
+            total += step(batch) * len(index)
+        else:
+            total += step(batch, context_train[rows].to(device, non_blocking=True)) * len(index)
     return total.item() / n_train
 
 
-def validation_score(model, z_train: torch.Tensor, z_val: torch.Tensor, device) -> float:
+def validation_score(model, z_train: torch.Tensor, z_val: torch.Tensor, device,
+                     context_train: torch.Tensor | None = None,
+                     context_val: torch.Tensor | None = None) -> float:
     """Mean validation log-likelihood with batch norm frozen on the training set."""
-    model.freeze_statistics(z_train)
-    log_prob = evaluate_in_chunks(model.log_prob, z_val, device, z_train.dtype)
+    model.freeze_statistics(z_train, context_train)
+    if context_val is None:
+        log_prob = evaluate_in_chunks(model.log_prob, z_val, device, z_train.dtype)
+    else:
+        # Rows and their contexts side by side, so that one chunk carries both.
+        n_features = z_val.shape[1]
+        log_prob = evaluate_in_chunks(
+            lambda rows: model.log_prob(rows[:, :n_features], rows[:, n_features:]),
+            torch.cat([z_val, context_val.to(z_val.dtype)], dim=1), device, z_train.dtype)
     return log_prob.double().mean().item()
 
 
@@ -89,11 +104,14 @@ class _Monitor:
 
 def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
                options: TrainingOptions, rng: np.random.RandomState, device: torch.device,
-               log_det_offset: float = 0.0) -> TrainingResult:
+               log_det_offset: float = 0.0, context_train: torch.Tensor | None = None,
+               context_val: torch.Tensor | None = None) -> TrainingResult:
     """Fit ``model`` by maximum likelihood on ``z_train``; early-stop on ``z_val``.
 
     ``log_det_offset`` is the preprocessing's log-Jacobian: the reported losses
-    and scores are per-sample log-likelihoods in the user's units.
+    and scores are per-sample log-likelihoods in the user's units. A conditional
+    model (built with ``n_context_features``) gets the rows' contexts,
+    ``context_train`` and ``context_val``, and learns ``p(z | context)``.
 
     Raises ``FloatingPointError`` if the very first epoch is not finite. A
     later non-finite epoch restores the last good state with a warning.
@@ -106,13 +124,15 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
     reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
-            train_nll = run_epoch(model, step, z_train, batch_size, rng, device) - log_det_offset
+            train_nll = run_epoch(model, step, z_train, batch_size, rng, device,
+                                  context_train) - log_det_offset
             # The weights validated and kept are the average, where there is one;
             # training goes on from the last iterate.
             with step.average.applied() if step.average else contextlib.nullcontext():
                 score = -train_nll
                 if options.early_stopping and math.isfinite(train_nll):
-                    score = validation_score(model, z_train, z_val, device) + log_det_offset
+                    score = validation_score(model, z_train, z_val, device, context_train,
+                                             context_val) + log_det_offset
                 if not (math.isfinite(train_nll) and math.isfinite(score)):
                     _handle_divergence(epoch, monitor.best_state is not None)
                     break
