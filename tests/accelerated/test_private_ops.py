@@ -1,6 +1,7 @@
 """Each private torch op is probed once, has a public fallback that computes the same,
 and can be switched off; the accelerator as a whole has one switch."""
 
+import os
 import pickle
 
 import numpy as np
@@ -146,3 +147,19 @@ def test_a_subclass_that_changes_the_formula_is_scored_by_its_own_formula():
         z = torch.from_numpy((X[:5] - model.shift_) / model.scale_)
         expected = model.module_.log_prob(z).numpy() - np.log(model.scale_).sum()
     np.testing.assert_allclose(model.score_samples(X[:5]), expected, rtol=1e-12)
+
+
+@pytest.mark.skipif(os.environ.get("SKMAF_REQUIRE_PRIVATE_OPS") != "1",
+                    reason="set SKMAF_REQUIRE_PRIVATE_OPS=1 (CI does) to require them")
+@pytest.mark.parametrize("name", sorted(private_ops.PRIVATE_OPS))
+def test_every_private_op_works_on_the_torch_ci_pins(name, monkeypatch):
+    """Where the fallbacks would hide it (correct, slower), CI still sees a torch that
+    dropped or changed one of the ops: as a failure, not as a skip."""
+    monkeypatch.delenv(private_ops.ALL_OPS_SWITCH, raising=False)
+    monkeypatch.delenv(private_ops.ONEDNN_SWITCH, raising=False)
+    assert private_ops._works(name), PRIVATE_OPS_MESSAGE.format(
+        op=private_ops.PRIVATE_OPS[name].torch_name)
+
+
+PRIVATE_OPS_MESSAGE = ("{op} no longer works on this torch: skmaf falls back to its public "
+                       "formula; update private_ops.py or drop the op.")
