@@ -71,6 +71,11 @@ def _unchanged_on_error(estimator):
 
 
 def _has_gaussian_base(estimator) -> bool:
+    """Whether ``transform`` exists: for a fitted estimator, what its model is (not
+    what ``set_params`` may have changed since); else what its parameters build."""
+    module = getattr(estimator, "module_", None)
+    if module is not None:
+        return module.base.is_standard_normal
     return estimator._has_gaussian_base()
 
 
@@ -111,7 +116,7 @@ class BaseFlowDensity(
         """
 
     def _has_gaussian_base(self) -> bool:
-        """Whether the model maps data one-to-one onto standard normal noise."""
+        """Whether the model the parameters build maps data one-to-one onto N(0, I)."""
         return True
 
     # ------------------------------------------------------------------ fit

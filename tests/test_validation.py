@@ -311,3 +311,12 @@ def test_rows_beyond_what_the_networks_can_represent_score_minus_infinity(fitted
     scores = fitted.score_samples(rows)
     assert np.all((scores == -np.inf) | (np.isfinite(scores) & (scores > -1e300)))
     assert fitted.score(rows) <= scores.max()  # no overflow warning (an error here)
+
+
+def test_transform_follows_the_fitted_model_not_parameters_set_since(gaussian_data,
+                                                                      tiny_params):
+    mixture = MAFDensity(**tiny_params, n_components=3).fit(gaussian_data)
+    assert not hasattr(mixture.set_params(n_components=1), "transform")
+    gaussian = MAFDensity(**tiny_params).fit(gaussian_data)
+    assert hasattr(gaussian.set_params(n_components=3), "transform")
+    assert not hasattr(clone(gaussian), "transform")  # unfitted: its parameters say
