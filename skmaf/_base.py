@@ -296,11 +296,15 @@ class BaseFlowDensity(
         rebuilds it whatever ``set_params`` did since.
         """
         seed = _draw_seed(rng)
-        architecture = {name: getattr(self, name) for name in self._architecture_parameters}
+        architecture = self._architecture()
         flow = self._build_flow(n_features, torch.Generator().manual_seed(seed), architecture)
         self._fitted_architecture = {"n_features": n_features, "seed": seed,
                                      "parameters": architecture}
         return flow
+
+    def _architecture(self) -> dict:
+        """The values of ``_architecture_parameters``: what ``_build_flow`` builds from."""
+        return {name: getattr(self, name) for name in self._architecture_parameters}
 
     def _rebuilt_flow(self, saved: dict, device: torch.device) -> Flow:
         """The fitted model from :func:`~skmaf._persistence.saved_state`'s arrays."""
@@ -563,10 +567,8 @@ class BaseFlowDensity(
         super().__setstate__({**_PARAMETERS_BEFORE_THEY_EXISTED, **state})
         if isinstance(module, (bytes, dict)):
             if not hasattr(self, "_fitted_architecture"):  # 0.1.0: built from the parameters
-                self._fitted_architecture = {
-                    "n_features": self.n_features_in_, "seed": 0,
-                    "parameters": {name: getattr(self, name)
-                                   for name in self._architecture_parameters}}
+                self._fitted_architecture = {"n_features": self.n_features_in_, "seed": 0,
+                                             "parameters": self._architecture()}
             self.device_ = device_for_loading(self.device_)
             self._set_module(self._rebuilt_flow(self.module_, self.device_))
 

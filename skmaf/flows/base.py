@@ -14,6 +14,7 @@ unconditional flow is used with ``context=None`` throughout.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -140,8 +141,7 @@ class Flow(nn.Module):
         if not stateful:
             return
         device = next(self.parameters()).device
-        contexts = [None] * len(x.split(chunk_size)) if context is None else context.split(
-            chunk_size)
+        contexts = itertools.repeat(None) if context is None else context.split(chunk_size)
         for transform in self.transforms[: stateful[-1] + 1]:
             transform.freeze_statistics(x)
             x = torch.cat([

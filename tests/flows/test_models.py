@@ -11,8 +11,8 @@ import skmaf.flows
 from skmaf.flows import BatchNorm, MaskedAffineAutoregressive, build_maf
 from skmaf.flows.made import input_degrees
 
-ALLOWED_IMPORTS = {"__future__", "copy", "dataclasses", "functools", "math", "numpy", "os",
-                   "torch", "typing"}
+ALLOWED_IMPORTS = {"__future__", "copy", "dataclasses", "functools", "itertools", "math",
+                   "numpy", "os", "torch", "typing"}
 
 
 def _mades(flow):
