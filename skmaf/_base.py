@@ -27,12 +27,13 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _accelerated, _persistence
+from . import _accelerated, _dequantization, _persistence
 from ._accelerated.scoring import ROW_MULTIPLE
 from ._preprocessing import RunningMoments, Standardizer
 from ._runtime.chunks import (
@@ -51,7 +52,7 @@ __all__ = ["BaseFlowDensity"]
 
 #: Parameters added after estimators were first pickled, with the value that
 #: behaves as the estimator did before them.
-_PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0}
+_PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0, "dequantize": None}
 
 
 @contextmanager
@@ -86,6 +87,7 @@ class BaseFlowDensity(
     """Base class of the skmaf density estimators. Not for direct use."""
 
     _parameter_constraints: dict = {
+        "dequantize": [StrOptions({"auto"}), "array-like", None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -149,19 +151,28 @@ class BaseFlowDensity(
         with _unchanged_on_error(self), torch_threads_within_budget():
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
             X = X.astype(np.float64, copy=False)
+            dequantized = _dequantization.resolve_dequantized(
+                self.dequantize, X, getattr(self, "feature_names_in_", None))
             device = resolve_device(self.device)
             rng = check_random_state(self.random_state)
             flow = self._new_flow(X.shape[1], rng)
 
             moments = RunningMoments.of(X)
             standardizer = moments.standardizer()
-            _check_columns(X, moments, standardizer)
+            _check_columns(X, moments, standardizer, dequantized)
+            # Unit noise in the dequantized columns, in the model's units; the
+            # training rows get fresh noise in every minibatch, the validation
+            # rows and the rows batch norm is frozen on one fixed draw.
+            noise_width = np.zeros(X.shape[1])
+            noise_width[dequantized] = 1.0 / standardizer.scale[dequantized]
             Z = standardizer.forward(X)
             Z_train, Z_val = Z, None
             if self.early_stopping:
                 Z_train, Z_val = train_test_split(
                     Z, test_size=self.validation_fraction, random_state=rng
                 )
+                if len(dequantized):
+                    Z_val = Z_val + rng.uniform(size=Z_val.shape) * noise_width
             result = train_flow(
                 flow.to(device),
                 torch.from_numpy(Z_train.astype(np.float32)),
@@ -170,16 +181,22 @@ class BaseFlowDensity(
                 rng,
                 device,
                 log_det_offset=standardizer.log_det,
+                noise_width=torch.from_numpy(noise_width.astype(np.float32))
+                if len(dequantized) else None,
             )
             # Trained in float32; kept in float64, so that transform and
             # inverse_transform round-trip to 1e-10 (score_samples may use the
-            # accelerator's float32 copy, see _set_module). Batch norm is frozen
-            # on the whole training set, as in the paper's appendix B.
+            # accelerator's float32 copy, see _set_module). Batch norm and the
+            # conditioners' input ranges are frozen on the whole training set,
+            # as in the paper's appendix B.
             flow = flow.double()
+            if len(dequantized):
+                Z_train = Z_train + rng.uniform(size=Z_train.shape) * noise_width
             flow.freeze_statistics(torch.from_numpy(Z_train), chunk_size=CHUNK_SIZE)
             flow.requires_grad_(False)
 
             self._set_module(flow)
+            self.dequantized_features_ = dequantized
             self.device_ = device
             self.n_parameters_ = count_connections(flow)
             self.shift_ = standardizer.shift
@@ -220,6 +237,8 @@ class BaseFlowDensity(
           statistics (momentum 0.1, as torch's ``BatchNorm``) instead of the
           whole-training-set statistics that ``fit`` computes (the paper's
           appendix B);
+        - ``dequantize`` is resolved on the first chunk; a later chunk with
+          non-integer values in a dequantized column raises ``ValueError``;
         - Adam's state is kept between calls, and pickled with the estimator,
           so a pickled model continues where it stopped. ``learning_rate_init``,
           ``alpha`` and ``batch_size`` are read at every call; the architecture,
@@ -258,15 +277,20 @@ class BaseFlowDensity(
             X = X.astype(np.float64, copy=False)
             if first_call:
                 moments = RunningMoments.of(X)
-                _check_columns(X, moments, moments.standardizer())
+                self.dequantized_features_ = _dequantization.resolve_dequantized(
+                    self.dequantize, X, getattr(self, "feature_names_in_", None))
+                _check_columns(X, moments, moments.standardizer(), self.dequantized_features_)
                 rng = check_random_state(self.random_state)
                 self.device_ = resolve_device(self.device)
                 self.module_ = self._new_flow(X.shape[1], rng).to(self.device_)
                 self.n_parameters_ = count_connections(self.module_)
                 self._stream = StreamState(moments=None, seed=_draw_seed(rng))
                 self.n_iter_, self.loss_curve_ = 0, []
+            else:
+                _dequantization.check_still_integer(X, self._dequantized_features())
             result = train_on_chunk(self.module_, self._stream, X, self._training_options(),
-                                    self.device_, epoch=self.n_iter_)
+                                    self.device_, epoch=self.n_iter_,
+                                    dequantized=self._dequantized_features())
             standardizer = result.state.moments.standardizer()
             if not first_call:
                 _warn_about_a_moved_standardisation(self.scale_, self.shift_, standardizer)
@@ -394,7 +418,23 @@ class BaseFlowDensity(
             return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf,
                                     neginf=-math.inf) + log_det
 
-        return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
+        columns = self._dequantized_features()
+        if not len(columns):
+            return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
+        # Dequantized columns: the log-probability of each row's unit cell, by
+        # the fixed quadrature of _dequantization (a log-mean-exp over its points).
+        X = X.astype(np.float64, copy=True)
+        integers = X[:, columns].copy()
+        total = None
+        for offset in _dequantization.cell_points(len(columns)):
+            X[:, columns] = integers + offset
+            log_p = self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
+            total = log_p if total is None else np.logaddexp(total, log_p)
+        return total - math.log(_dequantization.N_CELL_POINTS)
+
+    def _dequantized_features(self) -> np.ndarray:
+        # Models pickled before dequantization existed have none.
+        return getattr(self, "dequantized_features_", np.empty(0, dtype=np.int64))
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of ``X`` (GaussianMixture's convention).
@@ -436,6 +476,8 @@ class BaseFlowDensity(
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            Integers in the dequantized columns (``dequantized_features_``):
+            the cell ``[x, x + 1)`` a continuous draw falls in.
 
         Examples
         --------
@@ -466,13 +508,17 @@ class BaseFlowDensity(
                 rows = slice(start, min(start + SAMPLING_CHUNK_SIZE, n_samples))
                 z = flow.sample(rows.stop - rows.start, rng)
                 samples[rows] = (z * scale + shift).cpu().numpy()
+        columns = self._dequantized_features()
+        samples[:, columns] = np.floor(samples[:, columns])
         return samples
 
     def transform(self, X):
         """Map data to the flow's base variables ``u = f^-1(x)``.
 
         When the model fits, the rows of ``u`` are i.i.d. standard normal: the
-        paper's goodness-of-fit diagnostic.
+        paper's goodness-of-fit diagnostic. In the dequantized columns
+        (``dequantized_features_``) an integer ``x`` stands for its cell, and
+        the centre of the cell, ``x + 1/2``, is mapped.
 
         Parameters
         ----------
@@ -492,7 +538,8 @@ class BaseFlowDensity(
         >>> model.transform(X).shape
         (200, 2)
         """
-        X = self._validated(X)
+        X = self._validated(X).astype(np.float64)
+        X[:, self._dequantized_features()] += 0.5
         shift, scale = self._standardization()
         return self._evaluate(lambda x: self.module_.to_base((x - shift) / scale), X)
 
@@ -507,6 +554,8 @@ class BaseFlowDensity(
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
+            The exact inverse of :meth:`transform`: in the dequantized columns,
+            the flow's value minus 1/2 (round it for the integer of the cell).
 
         Examples
         --------
@@ -527,7 +576,9 @@ class BaseFlowDensity(
             )
         shift, scale = self._standardization()
         flow = self._sampling_flow if self._sampling_flow is not None else self.module_
-        return self._evaluate(lambda u: flow.from_base(u) * scale + shift, U, SAMPLING_CHUNK_SIZE)
+        X = self._evaluate(lambda u: flow.from_base(u) * scale + shift, U, SAMPLING_CHUNK_SIZE)
+        X[:, self._dequantized_features()] -= 0.5
+        return X
 
     @property
     def _n_features_out(self):
@@ -587,9 +638,6 @@ def _draw_seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(2**31 - 1))
 
 
-#: Below 2**52 float64 has a fractional part; from there on every value is an integer.
-_LARGEST_FRACTIONAL = 2.0**52
-
 #: A column whose standard deviation is below this fraction of its magnitude is
 #: quantized by float64 rounding itself.
 _ROUNDING_QUANTIZED_BELOW = 1e-8
@@ -617,19 +665,23 @@ def _warn_about_a_moved_standardisation(scale, shift, standardizer) -> None:
         )
 
 
-def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer) -> None:
+def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer,
+                   dequantized: np.ndarray) -> None:
     """Raise for columns whose statistics overflow; warn about columns on which a
     continuous density is degenerate, with the remedy that fits each case.
 
     - a constant column, or one constant to float64 rounding, has no density;
-    - an integer-valued or heavily repeated column (at most half as many
-      distinct values as rows) lets the model pile mass on the repeated values,
-      so its log-likelihood grows with training instead of measuring fit (the
-      MAF paper dequantizes such data); not said of columns beyond 2**52, where
-      every float64 is an integer, nor of columns that float64 rounding itself
+    - an integer-valued column that is not dequantized, or a heavily repeated
+      one (at most half as many distinct values as rows), lets the model pile
+      mass on the repeated values, so its log-likelihood grows with training
+      instead of measuring fit; not said of columns beyond 2**52, where every
+      float64 is an integer, nor of columns that float64 rounding itself
       quantizes (a tiny spread around a huge mean), where the remedy differs;
     - linearly dependent columns put the data on a subspace, where the density
       is a spike.
+
+    The ``dequantized`` columns are continuous to the model: none of this is
+    said of them.
     """
     overflowing = ~np.isfinite(moments.mean) | ~np.isfinite(moments.var)
     if overflowing.any():
@@ -639,16 +691,18 @@ def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer) -> None
             f"{np.abs(X[:, overflowing]).max():.3g}). Rescale them before fitting, e.g. "
             "divide by a power of ten; log-densities then shift by the log of that factor."
         )
-    exactly_constant = np.ptp(X, axis=0) == 0
-    rounding_constant = standardizer.constant & ~exactly_constant
+    continuous = np.ones(X.shape[1], dtype=bool)
+    continuous[dequantized] = False
+    exactly_constant = (np.ptp(X, axis=0) == 0) & continuous
+    rounding_constant = standardizer.constant & ~exactly_constant & continuous
     spread = np.sqrt(moments.var)
     rounding_quantized = (~standardizer.constant
                           & (spread < _ROUNDING_QUANTIZED_BELOW * np.abs(moments.mean)))
     sorted_columns = np.sort(X, axis=0)
     n_distinct = 1 + np.count_nonzero(np.diff(sorted_columns, axis=0), axis=0)
-    integer = np.all(X == np.round(X), axis=0) & (np.abs(X).max(axis=0) < _LARGEST_FRACTIONAL)
-    discrete = (~standardizer.constant & ~rounding_quantized
-                & (integer | (n_distinct <= X.shape[0] // 2)))
+    varying = ~standardizer.constant & ~rounding_quantized & continuous
+    integer = varying & _dequantization.integer_valued(X)
+    repeated = varying & ~integer & (n_distinct <= X.shape[0] // 2)
     warnings_to_give = [
         (exactly_constant, "are constant: the density is degenerate along them and its "
          "log-density there grows with training until the model's scale bound stops it. "
@@ -659,10 +713,13 @@ def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer) -> None
         (rounding_quantized, "vary by less than 1e-8 of their magnitude, so float64 rounding "
          "quantizes their values. Subtract a reference value (e.g. their median) before "
          "fitting."),
-        (discrete, "are integer-valued or take few distinct values: a continuous density "
-         "puts spikes on those values, and the log-likelihood then rewards the spikes "
-         "rather than the fit. Dequantize them, e.g. add uniform noise of one quantization "
-         "step (X + rng.uniform(size=X.shape) for integer data)."),
+        (integer, "are integer-valued but not dequantized: a continuous density puts "
+         "spikes on the integers, and the log-likelihood then rewards the spikes rather "
+         "than the fit. Leave dequantize='auto' (the default), or name them in it."),
+        (repeated, "take few distinct values: a continuous density puts spikes on those "
+         "values, and the log-likelihood then rewards the spikes rather than the fit. If "
+         "they are quantized with a step s, divide them by s and name them in dequantize "
+         "(their log-densities then shift by log s); else add noise to them."),
     ]
     for columns, message in warnings_to_give:
         if columns.any():

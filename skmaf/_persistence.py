@@ -33,11 +33,22 @@ def saved_state(flow: torch.nn.Module) -> dict:
                            for name, value in flow.state_dict().items()}}
 
 
+#: Buffers added to the layers after models were first saved. A model saved
+#: without them keeps the value they are built with: the conditioners' input
+#: ranges (flows/ranges.py) stay infinite, so it scores exactly as it did.
+_ADDED_BUFFERS = ("input_range.low", "input_range.high",
+                  "context_range.low", "context_range.high")
+
+
 def load_state(flow: torch.nn.Module, saved: dict) -> None:
     """Load :func:`saved_state`'s arrays into a flow of the same architecture."""
     state = {name: torch.from_numpy(np.array(value)) for name, value in
              saved["state_dict"].items()}
-    flow.load_state_dict(state, strict=True)
+    missing, unexpected = flow.load_state_dict(state, strict=False)
+    wrong = unexpected + [name for name in missing if not name.endswith(_ADDED_BUFFERS)]
+    if wrong:
+        raise RuntimeError(f"The saved model does not match its architecture: "
+                           f"{sorted(wrong)} differ.")
 
 
 def state_of_legacy_blob(blob: bytes) -> dict:

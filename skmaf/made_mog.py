@@ -61,6 +61,7 @@ class MADEMoGDensity(BaseFlowDensity):
     ``w_i, m_i, s_i`` depend on ``x_<i`` through the MADE; the sum over
     components is a log-sum-exp. The log-scales are smoothly bounded to ±7.
 
+    %(far_from_the_data)s
     References
     ----------
     G. Papamakarios, T. Pavlakou and I. Murray, "Masked Autoregressive Flow for
@@ -108,6 +109,7 @@ class MADEMoGDensity(BaseFlowDensity):
         n_hidden_units=100,
         activation="relu",
         input_order="sequential",
+        dequantize="auto",
         max_iter=200,
         batch_size=100,
         learning_rate_init=1e-3,
@@ -127,6 +129,7 @@ class MADEMoGDensity(BaseFlowDensity):
         self.n_hidden_units = n_hidden_units
         self.activation = activation
         self.input_order = input_order
+        self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init

@@ -72,6 +72,7 @@ class MAFDensity(BaseFlowDensity):
     nflows and zuko, which trains to a better held-out likelihood than ``mu`` as the
     output (4 nats a row on digits; ``benchmarks/README.md``).
 
+    %(far_from_the_data)s
     Training runs in float32. :meth:`score_samples` evaluates the flow in
     float32 too (twice as fast as float64) and the base density in float64;
     on the CPU a row scores the same, to the bit, alone as inside any batch.
@@ -138,6 +139,7 @@ class MAFDensity(BaseFlowDensity):
         batch_norm=True,
         input_order="sequential",
         n_components=1,
+        dequantize="auto",
         max_iter=200,
         batch_size=100,
         learning_rate_init=1e-3,
@@ -159,6 +161,7 @@ class MAFDensity(BaseFlowDensity):
         self.batch_norm = batch_norm
         self.input_order = input_order
         self.n_components = n_components
+        self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init

@@ -59,6 +59,7 @@ class RealNVPDensity(BaseFlowDensity):
     element-wise affine map with learned constants, and the rest are
     identities, so the model is a (batch-normalised) Gaussian.
 
+    %(far_from_the_data)s
     References
     ----------
     L. Dinh, J. Sohl-Dickstein and S. Bengio, "Density estimation using Real
@@ -104,6 +105,7 @@ class RealNVPDensity(BaseFlowDensity):
         n_hidden_layers=1,
         n_hidden_units=100,
         batch_norm=True,
+        dequantize="auto",
         max_iter=200,
         batch_size=100,
         learning_rate_init=1e-3,
@@ -122,6 +124,7 @@ class RealNVPDensity(BaseFlowDensity):
         self.n_hidden_layers = n_hidden_layers
         self.n_hidden_units = n_hidden_units
         self.batch_norm = batch_norm
+        self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init

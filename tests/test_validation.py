@@ -200,16 +200,31 @@ def test_float32_and_integer_input(tiny_params):
     assert from_int.score_samples(X.astype(np.float32)).dtype == np.float64
 
 
-@pytest.mark.parametrize("make_column", [
-    lambda rng: rng.randint(0, 5, 200).astype(float),
-    lambda rng: rng.choice([0.1, 0.25, 0.7], 200),
+@pytest.mark.parametrize("make_column, dequantize, message", [
+    (lambda rng: rng.randint(0, 5, 200).astype(float), None,
+     r"Feature\(s\) \[1\] are integer-valued but not dequantized.*dequantize='auto'"),
+    (lambda rng: rng.choice([0.1, 0.25, 0.7], 200), "auto",
+     r"Feature\(s\) \[1\] take few distinct values.*divide them by s and name them"),
 ], ids=["integers", "repeated"])
-def test_discrete_columns_warn_to_dequantize(make_column, tiny_params):
+def test_discrete_columns_that_are_not_dequantized_warn(make_column, dequantize, message,
+                                                        tiny_params):
     rng = np.random.RandomState(0)
     X = np.column_stack([rng.normal(size=200), make_column(rng)])
-    with pytest.warns(DegenerateDataWarning,
-                      match=r"Feature\(s\) \[1\] are integer-valued .* Dequantize"):
-        MAFDensity(**tiny_params).fit(X)
+    with pytest.warns(DegenerateDataWarning, match=message):
+        MAFDensity(dequantize=dequantize, **tiny_params).fit(X)
+
+
+def test_dequantized_columns_do_not_warn(tiny_params):
+    """What dequantize="auto" dequantizes is continuous to the model; a column beyond
+    2**52 (every float64 an integer) is neither dequantized nor said to be discrete."""
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=200), rng.poisson(3.0, 200),
+                         2.0**53 * (1 + rng.uniform(size=200))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = MAFDensity(**tiny_params).fit(X)
+    assert not [w for w in caught if "Feature(s)" in str(w.message)]
+    np.testing.assert_array_equal(model.dequantized_features_, [1])
 
 
 def test_continuous_columns_do_not_warn(gaussian_data, tiny_params):

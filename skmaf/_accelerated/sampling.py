@@ -36,11 +36,15 @@ def sample_sequentially(made: MADE, decide, n: int, like: torch.Tensor,
     made.check_context(context, n)
     plan = _DegreeSortedPlan(made, context)
     x_t = like.new_zeros(made.n_features, n)  # inputs as rows: one row per decision
+    # What the hidden units see: each input clamped to its recorded range
+    # (flows/ranges.py), as the reference MADE's forward pass does.
+    low, high = made.input_range.bounds(like.dtype)
+    view_t = x_t.clamp(low[:, None], high[:, None])
     hidden_t = [like.new_zeros(len(degrees), n) for degrees in made.hidden_layer_degrees]
     activation = in_place(made.activation)
 
     def compute_units_of_degree(degree):
-        below = x_t
+        below = view_t
         for k, h_t in enumerate(hidden_t):
             start, end = plan.units[k][degree], plan.units[k][degree + 1]
             if end > start:
@@ -63,6 +67,7 @@ def sample_sequentially(made: MADE, decide, n: int, like: torch.Tensor,
         params_t = torch.addmm(plan.output_biases[i], plan.output_weights[i][:, :n_inputs],
                                hidden_t[-1][:n_inputs])
         x_t[i] = decide(i, params_t.t())
+        view_t[i] = x_t[i].clamp(low[i], high[i])
         compute_units_of_degree(position + 1)
     return x_t.t()
 
@@ -96,6 +101,7 @@ class _DegreeSortedPlan:
         self.output_biases = [layers[-1].bias[rows + i, None] for i in range(made.n_features)]
         self.context = None
         if made.context_layers is not None:
+            context = made.context_range(context)
             self.context = [layer(context)[:, torch.from_numpy(order)].t()
                             for layer, order in zip(made.context_layers, orders)]
 

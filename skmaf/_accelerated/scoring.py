@@ -44,6 +44,7 @@ from ..flows import (
     StandardNormal,
 )
 from ..flows.autoregressive import LOG_SCALE_BOUND
+from ..flows.ranges import InputRange
 from . import onednn
 from .activations import in_place
 
@@ -97,7 +98,7 @@ class _ScoringAffineAutoregressive(nn.Module):
     def _made_outputs(self, x: torch.Tensor) -> torch.Tensor:
         # By now the MADE's layers are _Float32Linear (scoring_copy replaces them).
         layers = self.made.layers
-        h = x.float()
+        h = self.made.input_range(x.float())  # the bounded view of flows/ranges.py
         for layer in layers[:-1]:
             if self._relu:  # fused into the product where oneDNN is used
                 h = onednn.linear_relu(h, layer.weight, layer.bias)[..., : layer.out_features]
@@ -150,8 +151,8 @@ _REPLACEMENTS = {
 }
 
 #: Module types whose own forward is kept (their layers inside are replaced).
-_KEPT = {Flow, MADE, MADEMoG, AffineCoupling, StandardNormal, nn.ModuleList, nn.Sequential,
-         nn.ReLU, nn.Tanh}
+_KEPT = {Flow, MADE, MADEMoG, AffineCoupling, StandardNormal, InputRange, nn.ModuleList,
+         nn.Sequential, nn.ReLU, nn.Tanh}
 
 
 def copies(flow: nn.Module) -> bool:

@@ -28,10 +28,13 @@ __all__ = ["run_epoch", "train_flow"]
 
 
 def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device,
-              context_train: torch.Tensor | None = None) -> float:
+              context_train: torch.Tensor | None = None,
+              noise_width: torch.Tensor | None = None) -> float:
     """One pass of ``step`` over shuffled minibatches; returns the mean training NLL
     (model units). With ``context_train``, each row is trained on as the density
-    of ``z_train``'s row given that row of the context."""
+    of ``z_train``'s row given that row of the context. With ``noise_width``
+    (one entry per feature), every minibatch gets fresh uniform noise
+    ``U[0, width)`` added: dequantization (:mod:`skmaf._dequantization`)."""
     model.train()
     n_train = z_train.shape[0]
     # Near-equal batches (sizes differ by at most one) instead of a ragged last
@@ -40,7 +43,11 @@ def run_epoch(model, step, z_train: torch.Tensor, batch_size: int, rng, device,
     total = torch.zeros((), device=device)
     for index in np.array_split(rng.permutation(n_train), n_batches):
         rows = torch.from_numpy(index)
-        batch = z_train[rows].to(device, non_blocking=True)
+        batch = z_train[rows]
+        if noise_width is not None:
+            noise = torch.from_numpy(rng.uniform(size=tuple(batch.shape)).astype(np.float32))
+            batch = batch + noise.to(batch.dtype) * noise_width
+        batch = batch.to(device, non_blocking=True)
         if context_train is None:
             total += step(batch) * len(index)
         else:
@@ -105,13 +112,16 @@ class _Monitor:
 def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
                options: TrainingOptions, rng: np.random.RandomState, device: torch.device,
                log_det_offset: float = 0.0, context_train: torch.Tensor | None = None,
-               context_val: torch.Tensor | None = None) -> TrainingResult:
+               context_val: torch.Tensor | None = None,
+               noise_width: torch.Tensor | None = None) -> TrainingResult:
     """Fit ``model`` by maximum likelihood on ``z_train``; early-stop on ``z_val``.
 
     ``log_det_offset`` is the preprocessing's log-Jacobian: the reported losses
     and scores are per-sample log-likelihoods in the user's units. A conditional
     model (built with ``n_context_features``) gets the rows' contexts,
     ``context_train`` and ``context_val``, and learns ``p(z | context)``.
+    ``noise_width`` dequantizes the training rows afresh in every minibatch
+    (:func:`run_epoch`); ``z_val`` comes already dequantized.
 
     Raises ``FloatingPointError`` if the very first epoch is not finite. A
     later non-finite epoch restores the last good state with a warning.
@@ -119,19 +129,25 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
     warning; before it, it propagates.
     """
     batch_size = min(options.batch_size, z_train.shape[0])
+    # What validation freezes batch norm and the input ranges on: the training
+    # rows, dequantized by one fixed draw where they are dequantized at all.
+    z_frozen = z_train
+    if noise_width is not None:
+        noise = torch.from_numpy(rng.uniform(size=tuple(z_train.shape)).astype(np.float32))
+        z_frozen = z_train + noise.to(z_train.dtype) * noise_width
     step = make_training_step(model, options, batch_size)
     monitor = _Monitor(options)
     reporter = make_reporter(options.verbose, options.max_iter)
     try:
         for epoch in range(1, options.max_iter + 1):
             train_nll = run_epoch(model, step, z_train, batch_size, rng, device,
-                                  context_train) - log_det_offset
+                                  context_train, noise_width) - log_det_offset
             # The weights validated and kept are the average, where there is one;
             # training goes on from the last iterate.
             with step.average.applied() if step.average else contextlib.nullcontext():
                 score = -train_nll
                 if options.early_stopping and math.isfinite(train_nll):
-                    score = validation_score(model, z_train, z_val, device, context_train,
+                    score = validation_score(model, z_frozen, z_val, device, context_train,
                                              context_val) + log_det_offset
                 if not (math.isfinite(train_nll) and math.isfinite(score)):
                     _handle_divergence(epoch, monitor.best_state is not None)

@@ -70,8 +70,10 @@ class ChunkResult:
 
 
 def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: TrainingOptions,
-                   device: torch.device, epoch: int) -> ChunkResult:
-    """Run epoch number ``epoch`` (0-based) of minibatch Adam steps over the rows of ``X``.
+                   device: torch.device, epoch: int,
+                   dequantized: np.ndarray | None = None) -> ChunkResult:
+    """Run epoch number ``epoch`` (0-based) of minibatch Adam steps over the rows of ``X``,
+    the ``dequantized`` columns with fresh unit noise in every minibatch.
 
     ``flow`` is left untouched; the result holds the trained float64 model in
     evaluation mode and the state for the next call.
@@ -84,6 +86,11 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
                          "running variance overflows. Rescale the data before fitting.")
     standardizer = moments.standardizer()
     z = torch.from_numpy(standardizer.forward(X).astype(np.float32))
+    noise_width = None
+    if dequantized is not None and len(dequantized):
+        width = np.zeros(X.shape[1], dtype=np.float32)
+        width[dequantized] = 1.0 / standardizer.scale[dequantized]
+        noise_width = torch.from_numpy(width)
 
     model = copy.deepcopy(flow).float().requires_grad_(True)
     if state.moments is None:
@@ -103,7 +110,8 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
     rng = np.random.RandomState([state.seed, epoch])
     try:
         with _running_statistics(model, BATCH_NORM_MOMENTUM):
-            loss = run_epoch(model, step, z, batch_size, rng, device) - standardizer.log_det
+            loss = run_epoch(model, step, z, batch_size, rng, device,
+                             noise_width=noise_width) - standardizer.log_det
         optimizer_state = step.optimizer_state()
     finally:
         step.close()
@@ -115,6 +123,11 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
             "extreme values."
         )
     model = model.double().eval().requires_grad_(False)
+    # The conditioners' input ranges (the flow's tails, flows/ranges.py): the
+    # union of every chunk's range, each under the parameters of its epoch.
+    if noise_width is not None:
+        z = z + torch.from_numpy(rng.uniform(size=tuple(z.shape)).astype(np.float32)) * noise_width
+    model.widen_input_ranges(z.double())
     next_state = StreamState(
         moments=moments,
         seed=state.seed,
@@ -126,16 +139,11 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
 @contextmanager
 def _running_statistics(flow: Flow, momentum: float):
     """While active, each training forward pass moves every stateful layer's
-    evaluation statistics towards those of its minibatch input."""
+    running evaluation statistics towards those of its minibatch input."""
 
-    @torch.no_grad()
     def update(transform, inputs, output):
-        if not transform.training:
-            return
-        before = [buffer.clone() for buffer in transform.buffers()]
-        transform.freeze_statistics(inputs[0])
-        for old, new in zip(before, transform.buffers()):
-            new.lerp_(old, 1.0 - momentum)  # new = momentum * batch + (1 - momentum) * old
+        if transform.training:
+            transform.update_running_statistics(inputs[0], momentum)
 
     handles = [t.register_forward_hook(update) for t in flow.transforms if t.has_statistics]
     try:

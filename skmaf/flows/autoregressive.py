@@ -37,14 +37,23 @@ class MaskedAffineAutoregressive(FlowTransform):
 
     Density direction: one MADE pass, ``log|det du/dx| = -sum_i alpha_i``.
     Sampling direction: D sequential steps, each fixing one more coordinate in
-    the order.
+    the order. Beyond the range of its training inputs, recorded by
+    :meth:`freeze_statistics`, the step is affine (:mod:`.ranges`).
     """
+
+    has_statistics = True
 
     def __init__(self, made: MADE):
         super().__init__()
         if made.n_params != 2:
             raise ValueError("A Gaussian MADE needs n_params=2 (shift and log-scale).")
         self.made = made
+
+    def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self.made.record_input_range(x, context)
+
+    def widen_input_range(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self.made.record_input_range(x, context, widen=True)
 
     def shift_and_log_scale(self, x: torch.Tensor, context: torch.Tensor | None = None
                             ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,9 +29,10 @@ class FlowTransform(nn.Module):
     """A bijection with a tractable Jacobian determinant, optionally conditioned on a context.
 
     Subclasses implement ``forward(x, context=None) -> (u, log|det du/dx|)`` and
-    ``inverse(u, context=None) -> x``. Transforms with data-dependent
-    statistics (batch norm) set ``has_statistics`` and override
-    :meth:`freeze_statistics`.
+    ``inverse(u, context=None) -> x``. Transforms whose evaluation depends on
+    their training inputs (batch norm's moments, a conditioner's input range)
+    set ``has_statistics`` and override :meth:`freeze_statistics`; those with
+    an input range also override :meth:`widen_input_range`.
     """
 
     has_statistics = False
@@ -43,8 +44,15 @@ class FlowTransform(nn.Module):
     def inverse(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise InverseNotAvailable(f"{type(self).__name__} has no inverse.")
 
-    def freeze_statistics(self, x: torch.Tensor) -> None:
+    def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
         """Fix evaluation-time statistics from the whole input set ``x``; no-op by default."""
+
+    def widen_input_range(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        """Widen the conditioners' input range to include ``x``; no-op by default."""
+
+    def update_running_statistics(self, x: torch.Tensor, momentum: float) -> None:
+        """Move running evaluation statistics towards those of the minibatch ``x``
+        (``partial_fit``); no-op by default."""
 
 
 class BaseDistribution(nn.Module):
@@ -56,6 +64,16 @@ class BaseDistribution(nn.Module):
 
     #: Whether this is N(0, I), which makes the flow a bijection onto Gaussian noise.
     is_standard_normal = False
+
+    #: Whether it conditions on its input through a network whose view is bounded
+    #: to the training range (:mod:`.ranges`), set by :meth:`freeze_statistics`.
+    has_statistics = False
+
+    def freeze_statistics(self, u: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        """Fix evaluation-time statistics from the whole set ``u``; no-op by default."""
+
+    def widen_input_range(self, u: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        """Widen the input range to include ``u``; no-op by default."""
 
     def log_prob(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -129,7 +147,8 @@ class Flow(nn.Module):
     @torch.no_grad()
     def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None,
                           chunk_size: int = 8192) -> None:
-        """Set every transform's evaluation statistics from the whole set ``x``.
+        """Set every layer's evaluation statistics from the whole set ``x``: batch
+        norm's moments and the conditioners' input ranges (:mod:`.ranges`).
 
         Layer k's statistics are those of its input, which depends on the frozen
         statistics of layers before it, so the set is pushed through layer by
@@ -137,14 +156,34 @@ class Flow(nn.Module):
         Leaves the model in evaluation mode.
         """
         self.eval()
-        stateful = [k for k, t in enumerate(self.transforms) if t.has_statistics]
+        self._visit_layer_inputs(x, context, chunk_size, lambda layer, x, c:
+                                 layer.freeze_statistics(x, c))
+
+    @torch.no_grad()
+    def widen_input_ranges(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                           chunk_size: int = 8192) -> None:
+        """Widen every conditioner's input range to include the rows ``x`` (for
+        training in chunks, where no whole training set is ever seen). Leaves the
+        model in evaluation mode."""
+        self.eval()
+        self._visit_layer_inputs(x, context, chunk_size, lambda layer, x, c:
+                                 layer.widen_input_range(x, c))
+
+    def _visit_layer_inputs(self, x, context, chunk_size, visit) -> None:
+        """Call ``visit(layer, its input, context)`` for every layer with
+        statistics, in order, pushing ``x`` through the transforms as far as needed."""
+        layers = [*self.transforms, self.base]
+        stateful = [k for k, layer in enumerate(layers) if layer.has_statistics]
         if not stateful:
             return
         device = next(self.parameters()).device
-        contexts = itertools.repeat(None) if context is None else context.split(chunk_size)
-        for transform in self.transforms[: stateful[-1] + 1]:
-            transform.freeze_statistics(x)
+        for k, layer in enumerate(layers[: stateful[-1] + 1]):
+            if layer.has_statistics:
+                visit(layer, x, context)
+            if k == stateful[-1]:
+                break
+            contexts = itertools.repeat(None) if context is None else context.split(chunk_size)
             x = torch.cat([
-                transform(chunk.to(device), None if c is None else c.to(device))[0].to(x.device)
+                layer(chunk.to(device), None if c is None else c.to(device))[0].to(x.device)
                 for chunk, c in zip(x.split(chunk_size), contexts)
             ])

@@ -8,6 +8,7 @@ import torch
 from .autoregressive import soft_clamp
 from .base import FlowTransform
 from .layers import mlp
+from .ranges import InputRange
 
 __all__ = ["AffineCoupling", "alternating_masks"]
 
@@ -34,7 +35,13 @@ class AffineCoupling(FlowTransform):
     With nothing to condition on (one feature and no context, or a mask with
     no True entry) the nets see no input and the layer is an element-wise
     affine map with learned constants.
+
+    Beyond the range of the inputs recorded by :meth:`freeze_statistics` the
+    nets see the nearest point of that range, so the layer is affine there
+    (:mod:`.ranges`).
     """
+
+    has_statistics = True
 
     def __init__(self, mask: np.ndarray, n_hidden_layers: int, n_hidden_units: int,
                  n_context_features: int = 0, generator: torch.Generator | None = None):
@@ -46,15 +53,29 @@ class AffineCoupling(FlowTransform):
         n_out = len(self.transformed)
         self.scale_net = mlp(n_in, n_out, n_hidden_layers, n_hidden_units, "tanh", generator)
         self.shift_net = mlp(n_in, n_out, n_hidden_layers, n_hidden_units, "relu", generator)
+        self.input_range = InputRange(len(mask))
+        self.context_range = InputRange(n_context_features) if n_context_features else None
+
+    def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self._record(x, context, widen=False)
+
+    def widen_input_range(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self._record(x, context, widen=True)
+
+    def _record(self, x, context, widen):
+        self.input_range.record(x, widen)
+        if self.context_range is not None and context is not None:
+            self.context_range.record(context, widen)
 
     def _shift_and_log_scale(self, x: torch.Tensor, context: torch.Tensor | None
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         if (context is None) != (self.n_context_features == 0):
             raise ValueError(f"This coupling layer takes {self.n_context_features} context "
                              f"features; got {'none' if context is None else 'a context'}.")
-        x_a = x[:, self.conditioning]
+        # u_a == x_a, so the inverse bounds the same view as the forward map.
+        x_a = self.input_range(x)[:, self.conditioning]
         if context is not None:
-            x_a = torch.cat([x_a, context], dim=1)
+            x_a = torch.cat([x_a, self.context_range(context)], dim=1)
         return self.shift_net(x_a), soft_clamp(self.scale_net(x_a))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .layers import ACTIVATIONS, Linear, MaskedLinear
+from .ranges import InputRange
 
 __all__ = [
     "MADE",
@@ -133,7 +134,9 @@ class MADE(nn.Module):
         Source of the initial weights.
 
     The forward pass returns a tensor of shape (n, n_params, D): entry
-    ``[:, p, i]`` is parameter p of the conditional of input i.
+    ``[:, p, i]`` is parameter p of the conditional of input i. In evaluation
+    mode the network sees its inputs (and context) clamped to the ranges set by
+    :meth:`record_input_range` (:mod:`.ranges`: the flow's tails).
     """
 
     def __init__(
@@ -161,12 +164,21 @@ class MADE(nn.Module):
         #: The degrees of each hidden layer's units (what sequential evaluation needs).
         self.hidden_layer_degrees = [hidden_degrees(n_features, n_hidden_units, conditional)
                                      for _ in range(n_hidden_layers)]
-        self.context_layers = None
+        self.input_range = InputRange(n_features)
+        self.context_layers = self.context_range = None
         if conditional:
             self.context_layers = nn.ModuleList(
                 Linear(n_context_features, n_hidden_units, generator)
                 for _ in range(n_hidden_layers)
             )
+            self.context_range = InputRange(n_context_features)
+
+    def record_input_range(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                           widen: bool = False) -> None:
+        """Bound the network's view to the range of ``x`` (and of ``context``)."""
+        self.input_range.record(x, widen)
+        if self.context_range is not None and context is not None:
+            self.context_range.record(context, widen)
 
     def check_context(self, context: torch.Tensor | None, n_rows: int) -> None:
         """Raise ``ValueError`` unless ``context`` is what this MADE was built for."""
@@ -183,7 +195,9 @@ class MADE(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         self.check_context(context, x.shape[0])
-        h = x
+        h = self.input_range(x)
+        if self.context_range is not None:
+            context = self.context_range(context)
         for k, layer in enumerate(self.layers[:-1]):
             h = layer(h)
             if self.context_layers is not None:

@@ -36,8 +36,12 @@ class MADEMoG(BaseDistribution):
     would be constant under the softmax, so it is left out and the model is
     exactly the paper's Gaussian MADE. Density: one pass. Sampling: D passes,
     each drawing one more coordinate in the order. With ``n_context_features``
-    the MADE also sees a context ``c``.
+    the MADE also sees a context ``c``. Beyond the range of the inputs recorded
+    by :meth:`freeze_statistics` the mixture parameters stay those of the
+    nearest point of that range (:mod:`.ranges`).
     """
+
+    has_statistics = True
 
     def __init__(self, n_features: int, n_hidden_layers: int, n_hidden_units: int,
                  n_components: int, order: np.ndarray, activation: str = "relu",
@@ -48,6 +52,12 @@ class MADEMoG(BaseDistribution):
         self.made = MADE(n_features, n_hidden_layers, n_hidden_units, n_params, order=order,
                          activation=activation, n_context_features=n_context_features,
                          generator=generator)
+
+    def freeze_statistics(self, u: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self.made.record_input_range(u, context)
+
+    def widen_input_range(self, u: torch.Tensor, context: torch.Tensor | None = None) -> None:
+        self.made.record_input_range(u, context, widen=True)
 
     def mixture_parameters(self, x: torch.Tensor, context: torch.Tensor | None = None):
         """Logits, means and log-scales, each of shape (n, C, D)."""

@@ -53,7 +53,14 @@ class BatchNorm(FlowTransform):
         return (u - self.beta) * torch.exp(-log_scale) + self.mean
 
     @torch.no_grad()
-    def freeze_statistics(self, x: torch.Tensor) -> None:
+    def update_running_statistics(self, x: torch.Tensor, momentum: float) -> None:
+        """``statistic = momentum * minibatch's + (1 - momentum) * statistic``."""
+        var, mean = torch.var_mean(x.detach().double(), dim=0, correction=0)
+        self.mean.lerp_(mean.to(self.mean.dtype), momentum)
+        self.var.lerp_(var.to(self.var.dtype), momentum)
+
+    @torch.no_grad()
+    def freeze_statistics(self, x: torch.Tensor, context: torch.Tensor | None = None) -> None:
         # float64 accumulation: a float32 variance over a million rows loses digits.
         # Two passes, the mean and then the mean square about it, as var_mean does.
         x = x.double()
