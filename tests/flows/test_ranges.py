@@ -7,7 +7,6 @@ concave quadratic along any ray, at the slopes the flow has at the range's edge,
 however wildly the networks would extrapolate.
 """
 
-import numpy as np
 import pytest
 import torch
 
