@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from abc import ABCMeta, abstractmethod
-from contextlib import contextmanager
-from numbers import Integral, Real
+from abc import ABCMeta
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -22,7 +21,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -33,42 +31,21 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _accelerated, _dequantization, _persistence
+from . import _dequantization
 from ._accelerated.scoring import ROW_MULTIPLE
+from ._flow_estimator import FlowEstimatorMixin, draw_seed, unchanged_on_error
 from ._preprocessing import RunningMoments, Standardizer
 from ._runtime.chunks import (
-    CHUNK_SIZE,
     SAMPLING_CHUNK_SIZE,
     SCORING_CHUNK_SIZE,
-    evaluate_in_chunks,
 )
-from ._runtime.device import device_for_loading, resolve_device
+from ._runtime.device import resolve_device
 from ._runtime.threads import torch_threads_within_budget
-from ._training import StreamState, TrainingOptions, train_flow, train_on_chunk
+from ._training import StreamState, train_on_chunk
 from .exceptions import DegenerateDataWarning
-from .flows import Flow, count_connections
+from .flows import count_connections
 
 __all__ = ["BaseFlowDensity"]
-
-#: Parameters added after estimators were first pickled, with the value that
-#: behaves as the estimator did before them.
-_PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0, "dequantize": None}
-
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """Restore ``estimator.__dict__`` if the block raises.
-
-    ``validate_data(reset=True)`` sets ``n_features_in_`` before it can fail, so
-    without this a bad refit would leave a fitted estimator half-changed.
-    """
-    saved = estimator.__dict__.copy()
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
 
 
 def _has_gaussian_base(estimator) -> bool:
@@ -81,41 +58,15 @@ def _has_gaussian_base(estimator) -> bool:
 
 
 class BaseFlowDensity(
-    ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin, BaseEstimator,
-    metaclass=ABCMeta,
+    FlowEstimatorMixin, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin,
+    BaseEstimator, metaclass=ABCMeta,
 ):
     """Base class of the skmaf density estimators. Not for direct use."""
 
     _parameter_constraints: dict = {
+        **FlowEstimatorMixin._parameter_constraints,
         "dequantize": [StrOptions({"auto"}), "array-like", None],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "ema_decay": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str, torch.device],
-        "compile": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
-
-    #: The constructor parameters that define the model's architecture: what
-    #: ``_build_flow`` receives, and what a pickle rebuilds the model from.
-    _architecture_parameters: tuple = ()
-
-    @abstractmethod
-    def _build_flow(self, n_features: int, generator: torch.Generator,
-                    architecture: dict) -> Flow:
-        """Build the untrained float32 model for ``n_features`` inputs.
-
-        ``architecture`` holds the values of ``_architecture_parameters``.
-        Raises ``ValueError`` for parameters that do not fit the data (e.g. an
-        input order of the wrong length). All randomness comes from ``generator``.
-        """
 
     def _has_gaussian_base(self) -> bool:
         """Whether the model the parameters build maps data one-to-one onto N(0, I)."""
@@ -148,7 +99,7 @@ class BaseFlowDensity(
         >>> model.n_features_in_
         2
         """
-        with _unchanged_on_error(self), torch_threads_within_budget():
+        with unchanged_on_error(self), torch_threads_within_budget():
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
             X = X.astype(np.float64, copy=False)
             dequantized = _dequantization.resolve_dequantized(
@@ -160,55 +111,19 @@ class BaseFlowDensity(
             moments = RunningMoments.of(X)
             standardizer = moments.standardizer()
             _check_columns(X, moments, standardizer, dequantized)
-            # Unit noise in the dequantized columns, in the model's units; the
-            # training rows get fresh noise in every minibatch, the validation
-            # rows and the rows batch norm is frozen on one fixed draw.
-            noise_width = np.zeros(X.shape[1])
-            noise_width[dequantized] = 1.0 / standardizer.scale[dequantized]
-            Z = standardizer.forward(X)
-            Z_train, Z_val = Z, None
-            if self.early_stopping:
-                Z_train, Z_val = train_test_split(
-                    Z, test_size=self.validation_fraction, random_state=rng
-                )
-                if len(dequantized):
-                    Z_val = Z_val + rng.uniform(size=Z_val.shape) * noise_width
-            result = train_flow(
-                flow.to(device),
-                torch.from_numpy(Z_train.astype(np.float32)),
-                None if Z_val is None else torch.from_numpy(Z_val.astype(np.float32)),
-                self._training_options(),
-                rng,
-                device,
-                log_det_offset=standardizer.log_det,
-                noise_width=torch.from_numpy(noise_width.astype(np.float32))
-                if len(dequantized) else None,
-            )
-            # Trained in float32; kept in float64, so that transform and
-            # inverse_transform round-trip to 1e-10 (score_samples may use the
-            # accelerator's float32 copy, see _set_module). Batch norm and the
-            # conditioners' input ranges are frozen on the whole training set,
-            # as in the paper's appendix B.
-            flow = flow.double()
-            if len(dequantized):
-                Z_train = Z_train + rng.uniform(size=Z_train.shape) * noise_width
-            flow.freeze_statistics(torch.from_numpy(Z_train), chunk_size=CHUNK_SIZE)
-            flow.requires_grad_(False)
-
-            self._set_module(flow)
+            noise_width = None
+            if len(dequantized):  # unit noise, in the model's units
+                noise_width = np.zeros(X.shape[1])
+                noise_width[dequantized] = 1.0 / standardizer.scale[dequantized]
+            self._train_and_freeze(flow, standardizer.forward(X), rng, device,
+                                   log_det_offset=standardizer.log_det,
+                                   noise_width=noise_width)
             self.dequantized_features_ = dequantized
-            self.device_ = device
-            self.n_parameters_ = count_connections(flow)
             self.shift_ = standardizer.shift
             self.scale_ = standardizer.scale
-            self.n_iter_ = result.n_iter
-            self.best_iter_ = result.best_iter
-            self.loss_curve_ = result.loss_curve
-            self.validation_scores_ = result.validation_scores
-            self.best_validation_score_ = result.best_validation_score
             self.n_samples_seen_ = moments.n_samples
             # What a partial_fit after this fit continues from.
-            self._stream = StreamState(moments=moments, seed=_draw_seed(rng))
+            self._stream = StreamState(moments=moments, seed=draw_seed(rng))
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -271,7 +186,7 @@ class BaseFlowDensity(
         (300, 3)
         """
         first_call = not hasattr(self, "module_")
-        with _unchanged_on_error(self), torch_threads_within_budget():
+        with unchanged_on_error(self), torch_threads_within_budget():
             X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2,
                               reset=first_call)
             X = X.astype(np.float64, copy=False)
@@ -284,7 +199,7 @@ class BaseFlowDensity(
                 self.device_ = resolve_device(self.device)
                 self.module_ = self._new_flow(X.shape[1], rng).to(self.device_)
                 self.n_parameters_ = count_connections(self.module_)
-                self._stream = StreamState(moments=None, seed=_draw_seed(rng))
+                self._stream = StreamState(moments=None, seed=draw_seed(rng))
                 self.n_iter_, self.loss_curve_ = 0, []
             else:
                 _dequantization.check_still_integer(X, self._dequantized_features())
@@ -301,74 +216,16 @@ class BaseFlowDensity(
             self.n_samples_seen_ = result.state.moments.n_samples
             self.n_iter_ += 1
             self.best_iter_ = self.n_iter_  # the last state is kept
-            # A new list, not append: _unchanged_on_error restores references only.
+            # A new list, not append: unchanged_on_error restores references only.
             self.loss_curve_ = [*self.loss_curve_, result.loss]
             self.validation_scores_ = None
             self.best_validation_score_ = None
         return self
 
-    def _set_module(self, flow: Flow) -> None:
-        """Keep the fitted model, and what the accelerator derives from it, together."""
-        self.module_ = flow
-        self._scoring_flow = _accelerated.scoring_flow(flow)
-        self._sampling_flow = _accelerated.sampling_flow(flow)
-
-    def _new_flow(self, n_features: int, rng: np.random.RandomState) -> Flow:
-        """The untrained float32 model, initialised from a seed drawn from ``rng``.
-
-        Records what built it (``_fitted_architecture``), from which a pickle
-        rebuilds it whatever ``set_params`` did since.
-        """
-        seed = _draw_seed(rng)
-        architecture = self._architecture()
-        flow = self._build_flow(n_features, torch.Generator().manual_seed(seed), architecture)
-        self._fitted_architecture = {"n_features": n_features, "seed": seed,
-                                     "parameters": architecture}
-        return flow
-
-    def _architecture(self) -> dict:
-        """The values of ``_architecture_parameters``: what ``_build_flow`` builds from."""
-        return {name: getattr(self, name) for name in self._architecture_parameters}
-
-    def _rebuilt_flow(self, saved: dict, device: torch.device) -> Flow:
-        """The fitted model from :func:`~skmaf._persistence.saved_state`'s arrays."""
-        built = self._fitted_architecture
-        flow = self._build_flow(built["n_features"], torch.Generator().manual_seed(built["seed"]),
-                                built["parameters"]).double()
-        _persistence.load_state(flow, saved)
-        return flow.to(device).eval().requires_grad_(False)
-
-    def _training_options(self) -> TrainingOptions:
-        return TrainingOptions(
-            max_iter=self.max_iter,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate_init,
-            l2_penalty=self.alpha,
-            ema_decay=self.ema_decay,
-            early_stopping=self.early_stopping,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            verbose=self.verbose,
-            compile=self.compile,
-        )
-
     # ---------------------------------------------------------- evaluation
     def _validated(self, X) -> np.ndarray:
         check_is_fitted(self)
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-
-    def _standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``shift_`` and ``scale_`` on the model's device, to standardise chunk by chunk."""
-        return (torch.tensor(self.shift_, device=self.device_),
-                torch.tensor(self.scale_, device=self.device_))
-
-    def _evaluate(self, function, X: np.ndarray, chunk_size: int = CHUNK_SIZE,
-                  row_multiple: int = 1) -> np.ndarray:
-        """``function`` applied to float64 chunks of ``X``: memory beyond input and
-        output stays that of one chunk, whatever the number of rows."""
-        with torch_threads_within_budget():
-            return evaluate_in_chunks(function, X, self.device_, torch.float64,
-                                      chunk_size, row_multiple).numpy()
 
     def score_samples(self, X):
         """Log-density of each row of ``X``, in the units of the training data.
@@ -418,19 +275,14 @@ class BaseFlowDensity(
             return torch.nan_to_num(log_prob, nan=-math.inf, posinf=-math.inf,
                                     neginf=-math.inf) + log_det
 
+        def evaluate(rows):
+            return self._evaluate(log_density, rows, SCORING_CHUNK_SIZE, row_multiple)
+
         columns = self._dequantized_features()
         if not len(columns):
-            return self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
-        # Dequantized columns: the log-probability of each row's unit cell, by
-        # the fixed quadrature of _dequantization (a log-mean-exp over its points).
-        X = X.astype(np.float64, copy=True)
-        integers = X[:, columns].copy()
-        total = None
-        for offset in _dequantization.cell_points(len(columns)):
-            X[:, columns] = integers + offset
-            log_p = self._evaluate(log_density, X, SCORING_CHUNK_SIZE, row_multiple)
-            total = log_p if total is None else np.logaddexp(total, log_p)
-        return total - math.log(_dequantization.N_CELL_POINTS)
+            return evaluate(X)
+        # Dequantized columns: the log-probability of each row's unit cell.
+        return _dequantization.cell_log_probability(evaluate, X, columns)
 
     def _dequantized_features(self) -> np.ndarray:
         # Models pickled before dequantization existed have none.
@@ -584,46 +436,6 @@ class BaseFlowDensity(
     def _n_features_out(self):
         return self.n_features_in_
 
-    # --------------------------------------------------------- persistence
-    def __getstate__(self):
-        # Copy first: on Python >= 3.11 BaseEstimator returns the live __dict__.
-        state = dict(super().__getstate__())
-        if "module_" in state:
-            state["module_"] = _persistence.saved_state(state["module_"])
-            # Derived from module_, rebuilt on loading.
-            state.pop("_scoring_flow", None)
-            state.pop("_sampling_flow", None)
-        return state
-
-    def __setstate__(self, state):
-        module = state.get("module_")
-        if isinstance(module, bytes):  # pickled by skmaf 0.1.0: a whole torch module
-            saved_format = state.pop("_model_format", 1)
-            if saved_format != _persistence.LEGACY_FORMAT:
-                raise ValueError(
-                    f"This {type(self).__name__} was saved by a skmaf whose fitted models "
-                    f"have layout {saved_format}, which this skmaf cannot read (it reads "
-                    f"layouts {_persistence.LEGACY_FORMAT} and {_persistence.FORMAT}). Fit "
-                    "the model again with this version."
-                )
-            state["module_"] = _persistence.state_of_legacy_blob(module)
-        elif isinstance(module, dict) and module.get("format") != _persistence.FORMAT:
-            raise ValueError(
-                f"This {type(self).__name__} was saved by a newer skmaf (model layout "
-                f"{module.get('format')}); this one reads layouts up to "
-                f"{_persistence.FORMAT}. Upgrade skmaf to load it."
-            )
-        # A pickle made before a parameter existed gets the value that trains as
-        # it was trained (the fitted model itself is the same kind: no new layout).
-        super().__setstate__({**_PARAMETERS_BEFORE_THEY_EXISTED, **state})
-        if isinstance(module, (bytes, dict)):
-            if not hasattr(self, "_fitted_architecture"):  # 0.1.0: built from the parameters
-                self._fitted_architecture = {"n_features": self.n_features_in_, "seed": 0,
-                                             "parameters": self._architecture()}
-            self.device_ = device_for_loading(self.device_)
-            self._set_module(self._rebuilt_flow(self.module_, self.device_))
-
-
 # TransformerMixin wraps ``transform`` and ``fit_transform`` for ``set_output`` as the
 # class is created, which would resolve an ``available_if`` descriptor into a plain
 # function. Gating the wrapped methods afterwards keeps both: set_output works, and
@@ -632,10 +444,6 @@ class BaseFlowDensity(
 for _name in ("transform", "fit_transform", "inverse_transform", "get_feature_names_out"):
     setattr(BaseFlowDensity, _name,
             available_if(_has_gaussian_base)(getattr(BaseFlowDensity, _name)))
-
-
-def _draw_seed(rng: np.random.RandomState) -> int:
-    return int(rng.randint(2**31 - 1))
 
 
 #: A column whose standard deviation is below this fraction of its magnitude is

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["N_CELL_POINTS", "cell_points", "integer_valued", "resolve_dequantized"]
+__all__ = ["N_CELL_POINTS", "cell_log_probability", "cell_points", "integer_valued",
+           "resolve_dequantized"]
 
 #: Points of the quadrature over each row's unit cell.
 N_CELL_POINTS = 16
@@ -94,6 +95,21 @@ def cell_points(n_columns: int) -> np.ndarray:
     midpoints = (np.arange(N_CELL_POINTS) + 0.5) / N_CELL_POINTS
     return np.column_stack([rng.permutation(midpoints) for _ in range(n_columns)]) \
         if n_columns else np.empty((N_CELL_POINTS, 0))
+
+
+def cell_log_probability(log_density, X: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``log (1/K) sum_k exp(log_density(X + v_k))``, ``v_k`` the cell points in
+    ``columns`` (zero elsewhere): each row's log-probability of its unit cell in
+    those columns, times its density in the others. ``log_density`` maps an
+    (n, D) float64 array to n values; it is called K times, on n rows each, so
+    memory stays that of one evaluation."""
+    shifted = X.astype(np.float64, copy=True)
+    total = None
+    for offset in cell_points(len(columns)):
+        shifted[:, columns] = X[:, columns] + offset
+        log_p = log_density(shifted)
+        total = log_p if total is None else np.logaddexp(total, log_p)
+    return total - np.log(N_CELL_POINTS)
 
 
 def check_still_integer(X: np.ndarray, columns: np.ndarray) -> None:

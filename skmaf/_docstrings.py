@@ -3,7 +3,32 @@ its full interface without the text being written three times."""
 
 import inspect
 
-TRAINING_PARAMETERS = """\
+MAF_ARCHITECTURE = """\
+    n_transforms : int, default=5
+        Number of MADEs, the paper's K.
+    n_hidden_layers : int, default=1
+        Hidden layers of each MADE, the paper's L.
+    n_hidden_units : int, default=100
+        Units in each hidden layer, the paper's H.
+    activation : {"relu", "tanh"}, default="relu"
+        Hidden-unit nonlinearity.
+    batch_norm : bool, default=True
+        Batch normalisation after each MADE, as in the paper's appendix B:
+        minibatch statistics in training, whole-training-set statistics when
+        evaluating.
+    input_order : {"sequential", "reverse", "random"} or array-like of int, \
+            default="sequential"
+        Autoregressive order of the first MADE; each next MADE reverses the
+        order of the one before. ``"random"`` gives each MADE its own random
+        order (drawn from ``random_state``). An array must be a permutation of
+        ``range(n_features)``.
+    n_components : int, default=%(n_components)s
+        Components of the base density, the paper's C: 1 is N(0, I); more is a
+        MADE whose conditionals are mixtures of that many Gaussians, under the
+        flow (the paper's MAF MoG).
+"""
+
+DEQUANTIZE_PARAMETER = """\
     dequantize : "auto", array-like or None, default="auto"
         Columns of integers to dequantize. ``"auto"``: every integer-valued
         column of the training data that is not constant (below 2**52, where
@@ -18,6 +43,9 @@ TRAINING_PARAMETERS = """\
         scores the same alone as in any batch) plus the log-density of the
         other columns; :meth:`sample` returns integers in those columns. See
         ``dequantized_features_``.
+"""
+
+TRAINING_PARAMETERS = """\
     max_iter : int, default=200
         Maximum number of epochs.
     batch_size : int, default=100
@@ -71,7 +99,7 @@ TRAINING_PARAMETERS = """\
         Print the training loss and validation score of each epoch if > 0.
 """
 
-FITTED_ATTRIBUTES = """\
+MODEL_ATTRIBUTES = """\
     module_ : skmaf.flows.Flow
         The fitted torch model, in float64 and evaluation mode: the reference
         model of :mod:`skmaf.flows`, usable on its own (``module_.log_prob``
@@ -79,16 +107,13 @@ FITTED_ATTRIBUTES = """\
         updates their weights).
     device_ : torch.device
         Device the model lives on.
-    shift_, scale_ : ndarray of shape (n_features_in_,)
-        Internal standardisation ``z = (x - shift_) / scale_``: the mean and
-        standard deviation of the training rows.
-    n_samples_seen_ : int
-        Rows those moments come from: the rows given to ``fit``, or, with
-        ``partial_fit``, every row passed so far (a row passed twice counts twice).
     n_parameters_ : int
         Connection weights of the model (biases and batch-norm parameters not
         counted; masked-out weights not counted): the count of the paper's
         appendix C, exact for this model's masks.
+"""
+
+TRAINING_ATTRIBUTES = """\
     n_iter_ : int
         Epochs run; each ``partial_fit`` call adds one.
     best_iter_ : int
@@ -101,14 +126,29 @@ FITTED_ATTRIBUTES = """\
         stopping, and after ``partial_fit``.
     best_validation_score_ : float or None
         The best of ``validation_scores_``; None when that is None.
+"""
+
+DENSITY_ATTRIBUTES = """\
+    shift_, scale_ : ndarray of shape (n_features_in_,)
+        Internal standardisation ``z = (x - shift_) / scale_``: the mean and
+        standard deviation of the training rows.
+    n_samples_seen_ : int
+        Rows those moments come from: the rows given to ``fit``, or, with
+        ``partial_fit``, every row passed so far (a row passed twice counts twice).
     dequantized_features_ : ndarray of int
         Indices of the columns dequantized (see ``dequantize``), in which
         log-densities are cell probabilities and samples are integers.
+"""
+
+FEATURE_ATTRIBUTES = """\
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during fit, when X has string column names.
 """
+
+FITTED_ATTRIBUTES = MODEL_ATTRIBUTES + DENSITY_ATTRIBUTES + TRAINING_ATTRIBUTES + \
+    FEATURE_ATTRIBUTES
 
 
 FAR_FROM_THE_DATA = """\
@@ -128,16 +168,27 @@ FAR_FROM_THE_DATA = """\
 def fill_docstring(cls):
     """Class decorator: put the shared fragments in place of their markers.
 
-    Defaults that differ between estimators (``alpha``) are read from the
-    class's own ``__init__``, so the text cannot disagree with the code.
+    Defaults that differ between estimators (``alpha``, ``n_components``) are
+    read from the class's own ``__init__``, so the text cannot disagree with
+    the code.
     """
     defaults = {name: parameter.default for name, parameter
                 in inspect.signature(cls.__init__).parameters.items()}
-    training = TRAINING_PARAMETERS
-    for name in ("alpha", "ema_decay"):
-        training = training.replace(f"%({name})s", repr(defaults[name]))
-    cls.__doc__ = cls.__doc__.replace(
-        "    %(training_parameters)s\n", training
-    ).replace("    %(fitted_attributes)s\n", FITTED_ATTRIBUTES
-    ).replace("    %(far_from_the_data)s\n", FAR_FROM_THE_DATA)
+    fragments = {
+        "maf_architecture": MAF_ARCHITECTURE,
+        "dequantize_parameter": DEQUANTIZE_PARAMETER,
+        "training_parameters": TRAINING_PARAMETERS,
+        "fitted_attributes": FITTED_ATTRIBUTES,
+        "model_attributes": MODEL_ATTRIBUTES,
+        "training_attributes": TRAINING_ATTRIBUTES,
+        "feature_attributes": FEATURE_ATTRIBUTES,
+        "far_from_the_data": FAR_FROM_THE_DATA,
+    }
+    doc = cls.__doc__
+    for marker, text in fragments.items():
+        for name in ("alpha", "ema_decay", "n_components"):
+            if name in defaults:
+                text = text.replace(f"%({name})s", repr(defaults[name]))
+        doc = doc.replace(f"    %({marker})s\n", text)
+    cls.__doc__ = doc
     return cls

@@ -43,6 +43,7 @@ class MADEMoGDensity(BaseFlowDensity):
         Autoregressive order. ``"random"`` draws one from ``random_state``; an
         array must be a permutation of ``range(n_features)``.
 
+    %(dequantize_parameter)s
     %(training_parameters)s
 
     Attributes
@@ -145,8 +146,9 @@ class MADEMoGDensity(BaseFlowDensity):
         self.verbose = verbose
 
     def _build_flow(self, n_features: int, generator: torch.Generator,
-                    architecture: dict) -> Flow:
-        return build_made_mog(n_features, generator=generator, **architecture)
+                    architecture: dict, n_context_features: int = 0) -> Flow:
+        return build_made_mog(n_features, n_context_features=n_context_features,
+                   generator=generator, **architecture)
 
     def _has_gaussian_base(self) -> bool:
         return False

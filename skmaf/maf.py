@@ -30,24 +30,8 @@ class MAFDensity(BaseFlowDensity):
 
     Parameters
     ----------
-    n_transforms : int, default=5
-        Number of MADEs, the paper's K.
-    n_hidden_layers : int, default=1
-        Hidden layers of each MADE, the paper's L.
-    n_hidden_units : int, default=100
-        Units in each hidden layer, the paper's H.
-    activation : {"relu", "tanh"}, default="relu"
-        Hidden-unit nonlinearity.
-    batch_norm : bool, default=True
-        Batch normalisation after each MADE, as in the paper's appendix B:
-        minibatch statistics in training, whole-training-set statistics when
-        evaluating.
-    input_order : {"sequential", "reverse", "random"} or array-like of int, \
-            default="sequential"
-        Autoregressive order of the first MADE; each next MADE reverses the
-        order of the one before. ``"random"`` gives each MADE its own random
-        order (drawn from ``random_state``). An array must be a permutation of
-        ``range(n_features)``.
+    %(maf_architecture)s
+    %(dequantize_parameter)s
     %(training_parameters)s
 
     Attributes
@@ -177,8 +161,9 @@ class MAFDensity(BaseFlowDensity):
         self.verbose = verbose
 
     def _build_flow(self, n_features: int, generator: torch.Generator,
-                    architecture: dict) -> Flow:
-        return build_maf(n_features, generator=generator, **architecture)
+                    architecture: dict, n_context_features: int = 0) -> Flow:
+        return build_maf(n_features, n_context_features=n_context_features,
+                   generator=generator, **architecture)
 
     def _has_gaussian_base(self) -> bool:
         return self.n_components == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
 
 __all__ = ["anomaly_roc_auc_scorer", "log_likelihood_scorer"]
 
@@ -12,17 +13,25 @@ def log_likelihood_scorer(estimator, X, y=None) -> float:
     """The mean held-out log-likelihood per row, as a scorer (higher is better).
 
     For ``GridSearchCV(scoring=log_likelihood_scorer)``, ``cross_validate`` and
-    friends: ``mean(estimator.score_samples(X))`` for a density estimator
-    (skmaf's, ``GaussianMixture``, ``KernelDensity``), which makes the choice
-    by likelihood explicit whatever ``score`` means (``KernelDensity.score`` is
-    the total, not the mean), and works for a ``Pipeline`` ending in one.
+    friends:
+
+    - a conditional model (:class:`~skmaf.MAFRegressor`, anything with a
+      ``log_density(X, y)``) scores ``mean(estimator.log_density(X, y))``, the
+      mean ``log p(y | x)``, where its own ``score`` is R²;
+    - a density estimator (skmaf's, ``GaussianMixture``, ``KernelDensity``)
+      scores ``mean(estimator.score_samples(X))``, which makes the choice by
+      likelihood explicit whatever ``score`` means (``KernelDensity.score`` is
+      the total, not the mean).
+
+    A ``Pipeline`` ending in either is scored through its last step, after its
+    transformers.
 
     Parameters
     ----------
-    estimator : fitted estimator with ``score_samples``
+    estimator : fitted estimator with ``log_density`` or ``score_samples``
     X : array-like of shape (n_samples, n_features)
-    y : None
-        Ignored.
+    y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+        The targets, for a conditional model; ignored by a density estimator.
 
     Returns
     -------
@@ -40,6 +49,14 @@ def log_likelihood_scorer(estimator, X, y=None) -> float:
     >>> search.best_params_
     {'bandwidth': 0.5}
     """
+    while isinstance(estimator, Pipeline) and not hasattr(estimator, "log_density"):
+        X = estimator[:-1].transform(X) if len(estimator) > 1 else X
+        estimator = estimator[-1]
+    if hasattr(estimator, "log_density"):
+        if y is None:
+            raise ValueError(f"{type(estimator).__name__} is a conditional model: "
+                             "log_likelihood_scorer needs the targets y.")
+        return float(np.mean(estimator.log_density(X, y)))
     return float(np.mean(estimator.score_samples(X)))
 
 

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_c
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _unchanged_on_error
+from ._flow_estimator import unchanged_on_error
 from .maf import MAFDensity
 
 __all__ = ["DensityOutlierDetector"]
@@ -122,7 +122,7 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         # validate_data(reset=True) sets n_features_in_ before the inner fit can
         # fail; a failed refit must leave a fitted detector as it was.
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X = validate_data(self, X, dtype=np.float64)
             estimator = MAFDensity() if self.estimator is None else clone(self.estimator)
             estimator.fit(X)

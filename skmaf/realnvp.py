@@ -37,6 +37,7 @@ class RealNVPDensity(BaseFlowDensity):
         paper): minibatch statistics in training, whole-training-set
         statistics when evaluating.
 
+    %(dequantize_parameter)s
     %(training_parameters)s
 
     Attributes
@@ -140,5 +141,6 @@ class RealNVPDensity(BaseFlowDensity):
         self.verbose = verbose
 
     def _build_flow(self, n_features: int, generator: torch.Generator,
-                    architecture: dict) -> Flow:
-        return build_realnvp(n_features, generator=generator, **architecture)
+                    architecture: dict, n_context_features: int = 0) -> Flow:
+        return build_realnvp(n_features, n_context_features=n_context_features,
+                   generator=generator, **architecture)

@@ -84,6 +84,13 @@ class BaseDistribution(nn.Module):
         row ``i`` conditioned on ``context[i]`` when a context is given."""
         raise NotImplementedError
 
+    def conditional_cdf(self, u: torch.Tensor, context: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """``F_i(u_i | u_<i, context)`` for every coordinate, shape (n, D): each
+        coordinate's CDF given those before it in the order (for one feature,
+        the CDF)."""
+        raise NotImplementedError
+
 
 class StandardNormal(BaseDistribution):
     """N(0, I) in ``n_features`` dimensions, whatever the context."""
@@ -101,6 +108,10 @@ class StandardNormal(BaseDistribution):
                context: torch.Tensor | None = None) -> torch.Tensor:
         noise = rng.standard_normal((n, self.n_features))
         return torch.as_tensor(noise, dtype=like.dtype, device=like.device)
+
+    def conditional_cdf(self, u: torch.Tensor, context: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        return torch.special.ndtr(u)
 
 
 class Flow(nn.Module):

@@ -74,6 +74,14 @@ class MADEMoG(BaseDistribution):
     def log_prob(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         return mixture_log_prob(x, *self.mixture_parameters(x, context)).sum(dim=-1)
 
+    def conditional_cdf(self, x: torch.Tensor, context: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """Each coordinate's mixture CDF given those before it, shape (n, D)."""
+        logits, means, log_scales = self.mixture_parameters(x, context)
+        weights = torch.softmax(logits, dim=1)
+        return (weights * torch.special.ndtr((x.unsqueeze(1) - means)
+                                             * torch.exp(-log_scales))).sum(dim=1)
+
     def coordinate_draws(self, n: int, rng, like: torch.Tensor):
         """``decide(i, params)`` for :meth:`MADE.sample_sequentially`: ``x_i`` drawn from
         its mixture, with all the noise taken from ``rng`` up front."""
