@@ -40,16 +40,16 @@ def integer_valued(X: np.ndarray) -> np.ndarray:
 def resolve_dequantized(dequantize, X: np.ndarray, feature_names=None) -> np.ndarray:
     """The indices of the columns to dequantize, from the ``dequantize`` parameter.
 
-    ``"auto"``: the integer-valued columns that are not constant. ``None``:
-    none. Array-like: the named columns (indices, a boolean mask, or feature
-    names when ``X`` had them), each of which must be integer-valued.
+    ``"auto"``: the integer-valued columns (a constant one too: dequantized, it
+    is uniform on its one cell, where it would be a spike). ``None``: none.
+    Array-like: the named columns (indices, a boolean mask, or feature names
+    when ``X`` had them), each of which must be integer-valued.
     """
     n_features = X.shape[1]
     if dequantize is None:
         return np.empty(0, dtype=np.int64)
     if isinstance(dequantize, str):  # "auto", the only string the constraints allow
-        varying = np.ptp(X, axis=0) > 0
-        return np.flatnonzero(integer_valued(X) & varying)
+        return np.flatnonzero(integer_valued(X))
     named = np.asarray(dequantize)
     if named.dtype.kind == "b":
         if named.shape != (n_features,):

@@ -31,8 +31,9 @@ MAF_ARCHITECTURE = """\
 DEQUANTIZE_PARAMETER = """\
     dequantize : "auto", array-like or None, default="auto"
         Columns of integers to dequantize. ``"auto"``: every integer-valued
-        column of the training data that is not constant (below 2**52, where
-        float64 still has fractions). An array: the columns named by index,
+        column of the training data (below 2**52, where float64 still has
+        fractions), constant ones included, which become uniform on their one
+        cell instead of a spike. An array: the columns named by index,
         boolean mask or feature name, each integer-valued. None: no column.
         The model is trained on ``x + v``, ``v ~ U[0, 1)`` in those columns,
         with fresh noise every minibatch (as the MAF paper does for pixels), so

@@ -24,6 +24,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The figures each example must write; a new example needs an entry here.
 FIGURES = {
     "plot_anomaly_detection.py": ["anomaly_detection.png"],
+    "plot_conditional.py": ["conditional_regression.png", "conditional_digits.png"],
     "plot_model_selection.py": ["model_selection.png"],
     "plot_paper_example.py": ["paper_example.png"],
     "plot_sampling_diagnostics.py": ["sampling_pair_plot.png", "sampling_qq_plots.png"],

@@ -161,7 +161,7 @@ def test_one_feature_works(estimator):
 @pytest.mark.parametrize("estimator", tiny_estimators(), ids=estimator_id)
 def test_constant_column_warns_and_stays_finite(estimator):
     rng = np.random.RandomState(0)
-    X = np.column_stack([rng.normal(size=200), np.full(200, 4.0), rng.normal(size=200)])
+    X = np.column_stack([rng.normal(size=200), np.full(200, 4.5), rng.normal(size=200)])
     model = clone(estimator).set_params(max_iter=30, learning_rate_init=1e-2)
     with pytest.warns(DegenerateDataWarning, match=r"Feature\(s\) \[1\] are constant"):
         model.fit(X)
