@@ -533,15 +533,19 @@ def _check_columns(X: np.ndarray, moments: RunningMoments, standardizer,
         if columns.any():
             warnings.warn(f"Feature(s) {np.flatnonzero(columns).tolist()} {message}",
                           DegenerateDataWarning, stacklevel=4)
-    _warn_about_linear_dependence(X, ~standardizer.constant)
+    # Columns quantized by float64 rounding are said to be so above; a few ulps of
+    # spread would make the rank test below meaningless.
+    _warn_about_linear_dependence(X, ~standardizer.constant & ~rounding_quantized)
 
 
 def _warn_about_linear_dependence(X: np.ndarray, varying: np.ndarray) -> None:
     """Warn when the varying columns are (to float64 precision) linearly dependent."""
-    if varying.sum() < 2 or X.shape[0] <= varying.sum():
-        return
     Z = X[:, varying]
-    Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+    Z = Z - Z.mean(axis=0)
+    spread = Z.std(axis=0)
+    Z = Z[:, spread > 0] / spread[spread > 0]
+    if Z.shape[1] < 2 or Z.shape[0] <= Z.shape[1]:
+        return
     singular_values = np.linalg.svd(Z / np.sqrt(len(Z)), compute_uv=False)
     rank = int(np.sum(singular_values > 1e-7 * singular_values[0]))
     if rank < len(singular_values):
