@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, OutlierMixin, _fit_context, clone
@@ -23,6 +23,14 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     quantile of the training rows' log-densities, as in
     :class:`~sklearn.ensemble.IsolationForest` with a float ``contamination``.
 
+    Training rows may hold outliers (``contamination``), which a flexible
+    density learns too. So by default the detector refits the estimator on the
+    training rows it finds most normal, as :class:`~sklearn.covariance.EllipticEnvelope`
+    fits its Gaussian to a robust core of the data: each of ``n_refits`` refits
+    drops the ``trim`` fraction of all training rows with the lowest
+    log-density under the model before it. The density is then that of the
+    core of the data, under which outliers stand out more (see Notes).
+
     Parameters
     ----------
     estimator : estimator object, default=None
@@ -40,11 +48,20 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         shift with the units and the number of features. 0.1 is
         :class:`~sklearn.covariance.EllipticEnvelope`'s default, the other
         density-based detector in scikit-learn.
+    trim : float in [0, 0.5), default=0.25
+        Fraction of the training rows, those of lowest log-density, that each
+        refit leaves out.
+    n_refits : int, default=2
+        Refits on the trimmed rows; 0 fits once on all rows. Each refit costs
+        one more fit of the estimator. For training data known to be clean
+        (novelty detection), 0 is slightly better and three times as fast.
 
     Attributes
     ----------
     estimator_ : estimator object
-        The fitted clone of ``estimator``.
+        The fitted clone of ``estimator`` (after the last refit).
+    inlier_mask_ : ndarray of shape (n_samples,), dtype bool
+        The training rows ``estimator_`` was fitted on.
     offset_ : float
         The ``contamination`` quantile of the training log-densities;
         ``decision_function(X) = score_samples(X) - offset_``.
@@ -64,6 +81,12 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     Log-densities are comparable only under one fitted model: they are in the
     units of the training data, so rescaling a feature shifts every score by
     the same constant and leaves ``predict`` unchanged.
+
+    The refits' defaults were measured with ``MAFDensity()`` on seven tables
+    (``benchmarks/anomaly.py``; ``benchmarks/README.md``): fitted on half of all
+    rows, outliers included, two refits at ``trim=0.25`` raised the mean ROC-AUC
+    from 0.822 to 0.861; fitted on normal rows only, they lowered it from 0.925
+    to 0.917.
 
     The inner estimator receives float64 arrays without column names; column
     names are checked by this detector.
@@ -86,11 +109,15 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "score_samples"]), None],
         "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "trim": [Interval(Real, 0, 0.5, closed="left")],
+        "n_refits": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, estimator=None, *, contamination=0.1):
+    def __init__(self, estimator=None, *, contamination=0.1, trim=0.25, n_refits=2):
         self.estimator = estimator
         self.contamination = contamination
+        self.trim = trim
+        self.n_refits = n_refits
 
     # The inner estimator validates its own parameters when it is fitted.
     @_fit_context(prefer_skip_nested_validation=False)
@@ -124,11 +151,19 @@ class DensityOutlierDetector(OutlierMixin, MetaEstimatorMixin, BaseEstimator):
         # fail; a failed refit must leave a fitted detector as it was.
         with unchanged_on_error(self):
             X = validate_data(self, X, dtype=np.float64)
-            estimator = MAFDensity() if self.estimator is None else clone(self.estimator)
-            estimator.fit(X)
-            offset = np.percentile(_log_density(estimator, X), 100.0 * self.contamination)
+            prototype = MAFDensity() if self.estimator is None else self.estimator
+            inliers = np.ones(len(X), dtype=bool)
+            estimator = clone(prototype).fit(X)
+            log_density = _log_density(estimator, X)
+            n_dropped = int(self.trim * len(X))
+            for _ in range(self.n_refits if n_dropped else 0):
+                inliers = np.ones(len(X), dtype=bool)
+                inliers[np.argsort(log_density, kind="stable")[:n_dropped]] = False
+                estimator = clone(prototype).fit(X[inliers])
+                log_density = _log_density(estimator, X)
             self.estimator_ = estimator
-            self.offset_ = float(offset)
+            self.inlier_mask_ = inliers
+            self.offset_ = float(np.percentile(log_density, 100.0 * self.contamination))
         return self
 
     def score_samples(self, X):

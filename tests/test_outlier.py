@@ -118,6 +118,33 @@ def test_scores_stay_finite_and_ordered_far_from_the_data(detector, gaussian_dat
     np.testing.assert_array_equal(detector.predict(far[2:]), [-1, -1])
 
 
+def test_refits_leave_out_the_lowest_density_rows(blob_with_outliers):
+    """Each refit drops the trim fraction of all training rows, those of lowest
+    log-density under the model before it, and fits a fresh clone on the rest."""
+    X, _ = blob_with_outliers
+    inner = GaussianMixture(n_components=1, random_state=0)
+    once = DensityOutlierDetector(inner, n_refits=0).fit(X)
+    assert once.inlier_mask_.all()
+    refitted = DensityOutlierDetector(inner, trim=0.1, n_refits=1).fit(X)
+    first_scores = once.score_samples(X)
+    dropped = np.argsort(first_scores, kind="stable")[: int(0.1 * len(X))]
+    np.testing.assert_array_equal(np.flatnonzero(~refitted.inlier_mask_), np.sort(dropped))
+    direct = clone(inner).fit(X[refitted.inlier_mask_])
+    np.testing.assert_allclose(refitted.score_samples(X), direct.score_samples(X))
+    assert refitted.offset_ == np.percentile(refitted.score_samples(X), 10)
+    # The planted outliers are among the dropped rows, and no longer inflate the fit:
+    # the refitted covariance is that of the blob.
+    assert not refitted.inlier_mask_[-12:].any()
+    np.testing.assert_allclose(np.linalg.det(refitted.estimator_.covariances_[0]),
+                               np.linalg.det(np.cov(X[:300].T)), rtol=0.5)
+
+
+def test_no_refit_without_a_trim(gaussian_data):
+    detector = DensityOutlierDetector(GaussianMixture(random_state=0), trim=0.0).fit(
+        gaussian_data)
+    assert detector.inlier_mask_.all()
+
+
 def test_default_estimator_is_a_maf():
     X = np.random.RandomState(0).normal(size=(30, 2))
     detector = DensityOutlierDetector().fit(X)
