@@ -51,6 +51,13 @@ def draw_seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(2**31 - 1))
 
 
+def _context_argument(n_context_features: int) -> dict:
+    """``_build_flow``'s context width, passed only when there is one: an
+    unconditional estimator's ``_build_flow`` (a user's subclass too) may take
+    just ``(n_features, generator, architecture)``."""
+    return {"n_context_features": n_context_features} if n_context_features else {}
+
+
 class FlowEstimatorMixin:
     """The fitted flow's life cycle, for estimators that hold one in ``module_``."""
 
@@ -98,7 +105,7 @@ class FlowEstimatorMixin:
         seed = draw_seed(rng)
         architecture = self._architecture()
         flow = self._build_flow(n_features, torch.Generator().manual_seed(seed), architecture,
-                                n_context_features)
+                                **_context_argument(n_context_features))
         self._fitted_architecture = {"n_features": n_features, "seed": seed,
                                      "parameters": architecture,
                                      "n_context_features": n_context_features}
@@ -112,7 +119,8 @@ class FlowEstimatorMixin:
         """The fitted model from :func:`~skmaf._persistence.saved_state`'s arrays."""
         built = self._fitted_architecture
         flow = self._build_flow(built["n_features"], torch.Generator().manual_seed(built["seed"]),
-                                built["parameters"], built.get("n_context_features", 0)).double()
+                                built["parameters"],
+                                **_context_argument(built.get("n_context_features", 0))).double()
         _persistence.load_state(flow, saved)
         return flow.to(device).eval().requires_grad_(False)
 

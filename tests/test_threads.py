@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import skmaf._base
+import skmaf._flow_estimator
 import skmaf._runtime.threads
 import skmaf._training.streaming
 from skmaf import MAFDensity
@@ -42,9 +42,9 @@ def test_fit_partial_fit_and_scoring_use_the_threads_given_then_restore(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     torch_threads(2)
     seen = []
-    _spy(monkeypatch, skmaf._base, "train_flow", seen)
+    _spy(monkeypatch, skmaf._flow_estimator, "train_flow", seen)
     _spy(monkeypatch, skmaf._training.streaming, "run_epoch", seen)
-    _spy(monkeypatch, skmaf._base, "evaluate_in_chunks", seen)
+    _spy(monkeypatch, skmaf._flow_estimator, "evaluate_in_chunks", seen)
 
     model = MAFDensity(**tiny_params).fit(gaussian_data)
     model.partial_fit(gaussian_data)
