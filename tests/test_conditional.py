@@ -330,3 +330,29 @@ def test_pickle_and_clone_keep_the_conditional_models(classifier, bimodal_regres
         np.testing.assert_array_equal(getattr(restored, method)(X[:20]),
                                       getattr(model, method)(X[:20]))
         assert clone(model).get_params() == model.get_params()
+
+
+def test_searches_over_the_architecture_and_joblib_round_trips(labelled, tmp_path):
+    import joblib
+
+    X, y = labelled
+    search = GridSearchCV(MAFClassifier(**{**QUICK, "max_iter": 10}),
+                          {"n_transforms": [1, 2], "n_hidden_units": [8, 16]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X[::3], y[::3])
+    assert set(search.best_params_) == {"n_transforms", "n_hidden_units"}
+    path = tmp_path / "classifier.joblib"
+    joblib.dump(search.best_estimator_, path)
+    np.testing.assert_array_equal(joblib.load(path).predict_proba(X[:10]),
+                                  search.best_estimator_.predict_proba(X[:10]))
+
+
+@pytest.mark.parametrize("estimator", [MAFRegressor(**QUICK), MAFClassifier(**QUICK)],
+                         ids=lambda e: type(e).__name__)
+def test_device_is_validated_and_recorded(estimator, labelled):
+    X, y = labelled[0][:60], np.arange(60) % 2
+    with pytest.raises(ValueError, match="device"):
+        clone(estimator).set_params(device="tpu").fit(X, y)
+    fitted = _quiet(clone(estimator).set_params(device="cpu", max_iter=2), X, y)
+    assert str(fitted.device_) == "cpu"
