@@ -16,9 +16,8 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
-
 from anomaly import available_sets, load_set, split_indices
+from sklearn.metrics import roc_auc_score
 
 
 def main():
