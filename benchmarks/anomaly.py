@@ -322,38 +322,52 @@ def git_commit() -> str | None:
     return done.stdout.strip()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_common_arguments(parser: argparse.ArgumentParser, max_rows_help: str,
+                         max_iter_help: str, seed_help: str, quick: dict = QUICK) -> None:
+    """The options every real-table benchmark here shares; ``quick`` is what
+    ``--quick`` sets."""
     parser.add_argument("--sets", nargs="+", default=None,
                         help="data sets (default: every .npz in --data-dir)")
-    parser.add_argument("--detectors", nargs="+", default=list(DETECTORS),
-                        choices=list(DETECTORS))
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--max-rows", type=int, default=10000,
-                        help="subsample larger training parts to this many rows")
-    parser.add_argument("--seed", type=int, default=0, help="the splits' seed")
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help="skmaf's max_iter (default: the estimators' own)")
+    parser.add_argument("--max-rows", type=int, default=10000, help=max_rows_help)
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--max-iter", type=int, default=None, help=max_iter_help)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: --max-iter {QUICK['max_iter']} "
-                             f"--max-rows {QUICK['max_rows']}")
+                        help=f"smoke run: --max-iter {quick['max_iter']} "
+                             f"--max-rows {quick['max_rows']}")
     parser.add_argument("--output", default=None, help="write every figure to this JSON file")
-    args = parser.parse_args()
-    if args.quick:
-        args.max_iter, args.max_rows = QUICK["max_iter"], QUICK["max_rows"]
+    parser.set_defaults(quick_settings=quick)
 
+
+def start(args, details: str = "") -> tuple[list[str], str]:
+    """Apply ``--quick`` and the thread count; print and return the run's header.
+
+    Returns the data sets to run and the header."""
+    if args.quick:
+        args.max_iter = args.quick_settings["max_iter"]
+        args.max_rows = args.quick_settings["max_rows"]
     import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
-    sets = args.sets or available_sets(args.data_dir)
     header = (f"{time.strftime('%Y-%m-%d %H:%M')}, {machine()}, {args.threads} thread(s); "
               f"skmaf {git_commit()}; seed {args.seed}, max_rows {args.max_rows}, "
-              f"max_iter {args.max_iter or 'default'}")
+              f"max_iter {args.max_iter or 'default'}{details}")
     print(header + "\n", flush=True)
+    return args.sets or available_sets(args.data_dir), header
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detectors", nargs="+", default=list(DETECTORS),
+                        choices=list(DETECTORS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    add_common_arguments(parser, "subsample larger training parts to this many rows",
+                         "skmaf's max_iter (default: the estimators' own)", "the splits' seed")
+    args = parser.parse_args()
+    sets, header = start(args)
 
     results = []
     for set_name in sets:

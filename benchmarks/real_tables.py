@@ -66,12 +66,13 @@ from pathlib import Path
 
 import numpy as np
 from anomaly import (
-    available_sets,
+    add_common_arguments,
     count_warnings,
     git_commit,
     load_set,
     machine,
     standardisation,
+    start,
 )
 
 SHARES = {"train": 0.64, "validation": 0.16}  # test: the rest, 0.20
@@ -416,40 +417,16 @@ def summary_table(all_results: list[dict], sets: list[str], models: list[str],
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=None,
-                        help="data sets (default: every .npz in --data-dir)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--max-rows", type=int, default=10000,
-                        help="at most this many training rows (the normal rows are "
-                             "subsampled before the split)")
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help=f"epochs at most, skmaf's and zuko's (default: skmaf's own, "
-                             f"{MAX_ITER} for zuko)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the split's and the dequantization noise's seed")
+    add_common_arguments(
+        parser, "at most this many training rows (the normal rows are subsampled before "
+        "the split)", f"epochs at most, skmaf's and zuko's (default: skmaf's own, "
+        f"{MAX_ITER} for zuko)", "the split's and the dequantization noise's seed", QUICK)
     parser.add_argument("--skmaf-input", choices=("raw", "standardised"), default="raw",
                         help="what skmaf is fitted on: the raw rows (log-densities moved to "
                              "standardised units by the Jacobian) or the standardised ones")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke run: --max-iter {QUICK['max_iter']} "
-                             f"--max-rows {QUICK['max_rows']}")
-    parser.add_argument("--output", default=None, help="write every figure to this JSON file")
     args = parser.parse_args()
-    if args.quick:
-        args.max_iter, args.max_rows = QUICK["max_iter"], QUICK["max_rows"]
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
-    sets = args.sets or available_sets(args.data_dir)
-    header = (f"{time.strftime('%Y-%m-%d %H:%M')}, {machine()}, {args.threads} thread(s); "
-              f"skmaf {git_commit()}; seed {args.seed}, max_rows {args.max_rows}, "
-              f"max_iter {args.max_iter or 'default'}, skmaf input {args.skmaf_input}")
-    print(header + "\n", flush=True)
+    sets, header = start(args, f", skmaf input {args.skmaf_input}")
 
     all_results, comparisons = [], {}
     for set_name in sets:
