@@ -37,9 +37,12 @@ def sample_sequentially(made: MADE, decide, n: int, like: torch.Tensor,
     plan = _DegreeSortedPlan(made, context)
     x_t = like.new_zeros(made.n_features, n)  # inputs as rows: one row per decision
     # What the hidden units see: each input clamped to its recorded range
-    # (flows/ranges.py), as the reference MADE's forward pass does.
+    # (flows/ranges.py), as the reference MADE's forward pass does; the inputs
+    # themselves where no range bounds them (one kernel fewer per input).
     low, high = made.input_range.bounds(like.dtype)
-    view_t = x_t.clamp(low[:, None], high[:, None])
+    bounded = bool((torch.isfinite(low) | torch.isfinite(high)).any())
+    low, high = low.tolist(), high.tolist()
+    view_t = x_t.clone() if bounded else x_t
     hidden_t = [like.new_zeros(len(degrees), n) for degrees in made.hidden_layer_degrees]
     activation = in_place(made.activation)
 
@@ -67,7 +70,8 @@ def sample_sequentially(made: MADE, decide, n: int, like: torch.Tensor,
         params_t = torch.addmm(plan.output_biases[i], plan.output_weights[i][:, :n_inputs],
                                hidden_t[-1][:n_inputs])
         x_t[i] = decide(i, params_t.t())
-        view_t[i] = x_t[i].clamp(low[i], high[i])
+        if bounded:
+            torch.clamp(x_t[i], low[i], high[i], out=view_t[i])
         compute_units_of_degree(position + 1)
     return x_t.t()
 

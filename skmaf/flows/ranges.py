@@ -52,7 +52,7 @@ class InputRange(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return x
-        return torch.clamp(x, *self.bounds(x.dtype))
+        return torch.clamp(x, self.low.to(x.dtype), self.high.to(x.dtype))
 
     def bounds(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``low`` and ``high`` as ``forward`` applies them (infinite in training mode)."""
