@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABCMeta
-from numbers import Integral
 
 import numpy as np
 import torch
@@ -23,17 +22,14 @@ from sklearn.base import (
 )
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
     StrOptions,
-    validate_parameter_constraints,
 )
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dequantization
 from ._accelerated.scoring import ROW_MULTIPLE
-from ._flow_estimator import FlowEstimatorMixin, draw_seed, unchanged_on_error
+from ._flow_estimator import FlowEstimatorMixin, draw_seed, unchanged_on_error, validate_draw
 from ._preprocessing import RunningMoments, Standardizer
 from ._runtime.chunks import (
     SAMPLING_CHUNK_SIZE,
@@ -111,13 +107,9 @@ class BaseFlowDensity(
             moments = RunningMoments.of(X)
             standardizer = moments.standardizer()
             _check_columns(X, moments, standardizer, dequantized)
-            noise_width = None
-            if len(dequantized):  # unit noise, in the model's units
-                noise_width = np.zeros(X.shape[1])
-                noise_width[dequantized] = 1.0 / standardizer.scale[dequantized]
-            self._train_and_freeze(flow, standardizer.forward(X), rng, device,
-                                   log_det_offset=standardizer.log_det,
-                                   noise_width=noise_width)
+            self._train_and_freeze(
+                flow, standardizer.forward(X), rng, device, log_det_offset=standardizer.log_det,
+                noise_width=_dequantization.noise_width(dequantized, standardizer.scale))
             self.dequantized_features_ = dequantized
             self.shift_ = standardizer.shift
             self.scale_ = standardizer.scale
@@ -342,15 +334,7 @@ class BaseFlowDensity(
         (4, 2)
         """
         check_is_fitted(self)
-        constraints = {"n_samples": [Interval(Integral, 1, None, closed="left")],
-                       "random_state": ["random_state"]}
-        if isinstance(n_samples, (bool, np.bool_)):  # an Integral to Python, not a count
-            raise InvalidParameterError(
-                "The 'n_samples' parameter of sample must be an int in the range [1, inf). "
-                f"Got {n_samples!r} instead.")
-        validate_parameter_constraints(
-            constraints, {"n_samples": n_samples, "random_state": random_state},
-            caller_name="sample")
+        validate_draw(n_samples, random_state, "sample")
         rng = check_random_state(random_state)
         flow = self._sampling_flow if self._sampling_flow is not None else self.module_
         shift, scale = self._standardization()

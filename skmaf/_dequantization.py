@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["N_CELL_POINTS", "cell_log_probability", "cell_points", "integer_valued",
-           "resolve_dequantized"]
+           "noise_width", "resolve_dequantized"]
 
 #: Points of the quadrature over each row's unit cell.
 N_CELL_POINTS = 16
@@ -82,6 +82,16 @@ def resolve_dequantized(dequantize, X: np.ndarray, feature_names=None) -> np.nda
             "Divide a column quantized with step s by s first (its log-densities then "
             "shift by log s), or leave it out of dequantize.")
     return columns
+
+
+def noise_width(columns: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """The width of the unit noise in the model's standardised units (``1 / scale``
+    in the dequantized ``columns``, 0 elsewhere), or None when no column is."""
+    if columns is None or not len(columns):
+        return None
+    width = np.zeros(len(scale))
+    width[columns] = 1.0 / scale[columns]
+    return width
 
 
 def cell_points(n_columns: int) -> np.ndarray:

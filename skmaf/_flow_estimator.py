@@ -15,7 +15,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
 
 from . import _accelerated, _persistence
 from ._runtime.chunks import CHUNK_SIZE, evaluate_in_chunks
@@ -24,7 +28,7 @@ from ._runtime.threads import torch_threads_within_budget
 from ._training import TrainingOptions, train_flow
 from .flows import Flow, count_connections
 
-__all__ = ["FlowEstimatorMixin", "draw_seed", "unchanged_on_error"]
+__all__ = ["FlowEstimatorMixin", "draw_seed", "unchanged_on_error", "validate_draw"]
 
 #: Parameters added after estimators were first pickled, with the value that
 #: behaves as the estimator did before them.
@@ -49,6 +53,19 @@ def unchanged_on_error(estimator):
 
 def draw_seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(2**31 - 1))
+
+
+def validate_draw(n_samples, random_state, caller_name: str) -> None:
+    """scikit-learn's error for an ``n_samples`` that is not a count of at least 1
+    (a bool included: an Integral to Python, not a count) or a bad ``random_state``."""
+    if isinstance(n_samples, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"The 'n_samples' parameter of {caller_name} must be an int in the range "
+            f"[1, inf). Got {n_samples!r} instead.")
+    validate_parameter_constraints(
+        {"n_samples": [Interval(Integral, 1, None, closed="left")],
+         "random_state": ["random_state"]},
+        {"n_samples": n_samples, "random_state": random_state}, caller_name=caller_name)
 
 
 def _context_argument(n_context_features: int) -> dict:

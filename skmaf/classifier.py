@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -17,7 +15,7 @@ from . import _dequantization
 from ._base import _check_columns
 from ._conditional import BaseConditionalMAF
 from ._docstrings import fill_docstring
-from ._flow_estimator import unchanged_on_error
+from ._flow_estimator import unchanged_on_error, validate_draw
 from ._preprocessing import RunningMoments
 from ._runtime.device import resolve_device
 from ._runtime.threads import torch_threads_within_budget
@@ -201,14 +199,10 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
             moments = RunningMoments.of(X)
             standardizer = moments.standardizer()
             _check_columns(X, moments, standardizer, dequantized)
-            noise_width = None
-            if len(dequantized):
-                noise_width = np.zeros(X.shape[1])
-                noise_width[dequantized] = 1.0 / standardizer.scale[dequantized]
-            self._train_and_freeze(flow, standardizer.forward(X), rng, device,
-                                   log_det_offset=standardizer.log_det,
-                                   context=np.eye(n_classes)[codes],
-                                   noise_width=noise_width)
+            self._train_and_freeze(
+                flow, standardizer.forward(X), rng, device, log_det_offset=standardizer.log_det,
+                context=np.eye(n_classes)[codes],
+                noise_width=_dequantization.noise_width(dequantized, standardizer.scale))
             self.classes_ = encoder.classes_
             self.class_prior_ = prior
             self.shift_, self.scale_ = standardizer.shift, standardizer.scale
@@ -407,13 +401,9 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
         ((5, 2), (5,))
         """
         check_is_fitted(self)
+        validate_draw(n_samples, random_state, "sample")
         rng = check_random_state(random_state)
         if y is None:
-            if isinstance(n_samples, (bool, np.bool_)):
-                raise ValueError("n_samples must be an int, not a bool.")
-            validate_parameter_constraints(
-                {"n_samples": [Interval(Integral, 1, None, closed="left")]},
-                {"n_samples": n_samples}, caller_name="sample")
             codes = rng.choice(len(self.classes_), size=n_samples, p=self.class_prior_)
         else:
             labels = np.asarray(y)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -13,12 +13,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._conditional import BaseConditionalMAF
 from ._docstrings import fill_docstring
-from ._flow_estimator import unchanged_on_error
+from ._flow_estimator import unchanged_on_error, validate_draw
 from ._preprocessing import RunningMoments
 from ._quantiles import invert_increasing
 from ._runtime.chunks import SCORING_CHUNK_SIZE
 from ._runtime.device import resolve_device
 from ._runtime.threads import torch_threads_within_budget
+from .flows.mixture import mixture_cdf
 
 __all__ = ["MAFRegressor"]
 
@@ -394,12 +395,7 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
         (3, 2, 4)
         """
         C = self._context(X)
-        validate_parameter_constraints(
-            {"n_samples": [Interval(Integral, 1, None, closed="left")],
-             "random_state": ["random_state"]},
-            {"n_samples": n_samples, "random_state": random_state}, caller_name="sample_y")
-        if isinstance(n_samples, (bool, np.bool_)):
-            raise ValueError("n_samples must be an int, not a bool.")
+        validate_draw(n_samples, random_state, "sample_y")
         rng = check_random_state(random_state)
         Z = self._sample_targets(np.repeat(C, n_samples, axis=0), rng)
         Y = (Z * self.y_scale_ + self.y_shift_).reshape(len(C), n_samples, self.n_targets_)
@@ -445,18 +441,15 @@ def _median_of_mixture(base):
     coordinate i's mixture, by bisection on its CDF."""
 
     def decide(i, params):
-        logits, means, log_scales = (p[:, :, 0] for p in base.split(params[:, :, None]))
-        weights = torch.softmax(logits, dim=1)
-        scales = torch.exp(log_scales)
+        logits, means, log_scales = base.split(params[:, :, None])  # each (n, C, 1)
 
         def cdf(u):
-            values = torch.as_tensor(u, dtype=means.dtype, device=means.device)
-            return (weights * torch.special.ndtr((values[:, None] - means) / scales)
-                    ).sum(dim=1).cpu().numpy()
+            values = torch.as_tensor(u, dtype=means.dtype, device=means.device)[:, None]
+            return mixture_cdf(values, logits, means, log_scales)[:, 0].cpu().numpy()
 
+        start = float(means.abs().max() + 10 * log_scales.exp().max())
         return torch.as_tensor(
-            invert_increasing(cdf, np.full(len(params), 0.5), QUANTILE_TOLERANCE,
-                              start=float(means.abs().max() + 10 * scales.max())),
+            invert_increasing(cdf, np.full(len(params), 0.5), QUANTILE_TOLERANCE, start=start),
             dtype=means.dtype, device=means.device)
 
     return decide

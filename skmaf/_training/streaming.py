@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .. import _dequantization
 from .._preprocessing import RunningMoments
 from ..flows import Flow
 from .loop import run_epoch
@@ -86,11 +87,9 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
                          "running variance overflows. Rescale the data before fitting.")
     standardizer = moments.standardizer()
     z = torch.from_numpy(standardizer.forward(X).astype(np.float32))
-    noise_width = None
-    if dequantized is not None and len(dequantized):
-        width = np.zeros(X.shape[1], dtype=np.float32)
-        width[dequantized] = 1.0 / standardizer.scale[dequantized]
-        noise_width = torch.from_numpy(width)
+    noise_width = _dequantization.noise_width(dequantized, standardizer.scale)
+    if noise_width is not None:
+        noise_width = torch.from_numpy(noise_width.astype(np.float32))
 
     model = copy.deepcopy(flow).float().requires_grad_(True)
     if state.moments is None:

@@ -11,7 +11,7 @@ from .autoregressive import soft_clamp
 from .base import BaseDistribution
 from .made import MADE
 
-__all__ = ["MADEMoG", "mixture_log_prob"]
+__all__ = ["MADEMoG", "mixture_cdf", "mixture_log_prob"]
 
 
 def mixture_log_prob(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
@@ -26,6 +26,15 @@ def mixture_log_prob(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
     z = (x.unsqueeze(1) - means) * torch.exp(-log_scales)
     log_components = -0.5 * z.square() - log_scales - 0.5 * math.log(2 * math.pi)
     return torch.logsumexp(log_weights + log_components, dim=1)
+
+
+def mixture_cdf(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
+                log_scales: torch.Tensor) -> torch.Tensor:
+    """Per-dimension CDF of 1-D Gaussian mixtures: ``x`` (n, D), parameters (n, C, D),
+    result (n, D): ``sum_c softmax(logits)_c Phi((x - mean_c) / exp(log_scale_c))``."""
+    weights = torch.softmax(logits, dim=1)
+    return (weights * torch.special.ndtr((x.unsqueeze(1) - means)
+                                         * torch.exp(-log_scales))).sum(dim=1)
 
 
 class MADEMoG(BaseDistribution):
@@ -77,10 +86,7 @@ class MADEMoG(BaseDistribution):
     def conditional_cdf(self, x: torch.Tensor, context: torch.Tensor | None = None
                         ) -> torch.Tensor:
         """Each coordinate's mixture CDF given those before it, shape (n, D)."""
-        logits, means, log_scales = self.mixture_parameters(x, context)
-        weights = torch.softmax(logits, dim=1)
-        return (weights * torch.special.ndtr((x.unsqueeze(1) - means)
-                                             * torch.exp(-log_scales))).sum(dim=1)
+        return mixture_cdf(x, *self.mixture_parameters(x, context))
 
     def coordinate_draws(self, n: int, rng, like: torch.Tensor):
         """``decide(i, params)`` for :meth:`MADE.sample_sequentially`: ``x_i`` drawn from
