@@ -47,13 +47,22 @@ DEQUANTIZE_PARAMETER = """\
 """
 
 TRAINING_PARAMETERS = """\
-    max_iter : int, default=200
+    max_iter : int, default=%(max_iter)s
         Maximum number of epochs.
-    batch_size : int, default=100
-        Rows per minibatch (capped at the training-set size). The last rows of an
-        epoch are spread over the batches, so no batch is ragged.
-    learning_rate_init : float, default=1e-3
-        Adam's step size.
+    batch_size : int or "auto", default=%(batch_size)s
+        Rows per minibatch (capped at the training-set size). ``"auto"``: one
+        fortieth of the training rows, at least 100 and at most 500. The last
+        rows of an epoch are spread over the batches, so no batch is ragged.
+    learning_rate : {"adaptive", "constant"}, default=%(learning_rate)s
+        Adam's step-size schedule. ``"constant"``: ``learning_rate_init``
+        throughout; training stops at the first plateau (``n_iter_no_change``
+        epochs without an improvement larger than ``tol``). ``"adaptive"``: the
+        first two plateaus divide the step size by 10 and training goes on; the
+        third stops it. The MAF paper's protocol is ``learning_rate="constant",
+        batch_size=100, learning_rate_init=1e-4, n_iter_no_change=30``.
+    learning_rate_init : float or "auto", default=%(learning_rate_init)s
+        Adam's initial step size. ``"auto"``: ``2e-3 * sqrt(batch_size / 100)``,
+        the square-root rule that keeps Adam's course across batch sizes.
     alpha : float, default=%(alpha)s
         L2 penalty on the connection weights, with ``MLPRegressor``'s meaning:
         ``0.5 * alpha * sum(W**2) / batch_size`` is added to each minibatch's
@@ -72,8 +81,10 @@ TRAINING_PARAMETERS = """\
         last weights.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without an improvement larger than ``tol`` before stopping.
+    n_iter_no_change : int, default=%(n_iter_no_change)s
+        Epochs without an improvement larger than ``tol`` that make a plateau,
+        which stops training or, with ``learning_rate="adaptive"``, first
+        lowers the step size.
     tol : float, default=1e-4
         Improvement in mean log-likelihood (nats per sample) that counts.
     device : str or torch.device, default="auto"
@@ -169,7 +180,7 @@ FAR_FROM_THE_DATA = """\
 def fill_docstring(cls):
     """Class decorator: put the shared fragments in place of their markers.
 
-    Defaults that differ between estimators (``alpha``, ``n_components``) are
+    Defaults that differ between estimators (``alpha``, the training schedule) are
     read from the class's own ``__init__``, so the text cannot disagree with
     the code.
     """
@@ -187,7 +198,8 @@ def fill_docstring(cls):
     }
     doc = cls.__doc__
     for marker, text in fragments.items():
-        for name in ("alpha", "ema_decay", "n_components"):
+        for name in ("alpha", "ema_decay", "n_components", "max_iter", "batch_size",
+                     "learning_rate", "learning_rate_init", "n_iter_no_change"):
             if name in defaults:
                 text = text.replace(f"%({name})s", repr(defaults[name]))
         doc = doc.replace(f"    %({marker})s\n", text)

@@ -18,13 +18,14 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
     validate_parameter_constraints,
 )
 
 from . import _accelerated, _persistence
 from ._runtime.chunks import CHUNK_SIZE, evaluate_in_chunks
 from ._runtime.device import device_for_loading
-from ._runtime.threads import torch_threads_within_budget
+from ._runtime.threads import evaluation_workers, torch_threads_within_budget
 from ._training import TrainingOptions, train_flow
 from .flows import Flow, count_connections
 
@@ -32,7 +33,8 @@ __all__ = ["FlowEstimatorMixin", "draw_seed", "unchanged_on_error", "validate_dr
 
 #: Parameters added after estimators were first pickled, with the value that
 #: behaves as the estimator did before them.
-PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0, "dequantize": None}
+PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0, "dequantize": None,
+                                  "learning_rate": "constant"}
 
 
 @contextmanager
@@ -80,8 +82,9 @@ class FlowEstimatorMixin:
 
     _parameter_constraints: dict = {
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
@@ -146,6 +149,7 @@ class FlowEstimatorMixin:
             max_iter=self.max_iter,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate_init,
+            schedule=self.learning_rate,
             l2_penalty=self.alpha,
             ema_decay=self.ema_decay,
             early_stopping=self.early_stopping,
@@ -222,10 +226,13 @@ class FlowEstimatorMixin:
     def _evaluate(self, function, X: np.ndarray, chunk_size: int = CHUNK_SIZE,
                   row_multiple: int = 1) -> np.ndarray:
         """``function`` applied to float64 chunks of ``X``: memory beyond input and
-        output stays that of one chunk, whatever the number of rows."""
+        output stays that of a few chunks, whatever the number of rows; on the CPU
+        the chunks are shared among the threads the budget allows
+        (:func:`~skmaf._runtime.threads.worker_budget`)."""
         with torch_threads_within_budget():
             return evaluate_in_chunks(function, X, self.device_, torch.float64,
-                                      chunk_size, row_multiple).numpy()
+                                      chunk_size, row_multiple,
+                                      n_workers=evaluation_workers()).numpy()
 
     # --------------------------------------------------------- persistence
     def __getstate__(self):

@@ -121,14 +121,15 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
         n_components=1,
         priors=None,
         dequantize="auto",
-        max_iter=200,
-        batch_size=100,
-        learning_rate_init=1e-3,
+        max_iter=500,
+        batch_size="auto",
+        learning_rate="adaptive",
+        learning_rate_init="auto",
         alpha=1.0,
         ema_decay=0.99,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=20,
+        n_iter_no_change=5,
         tol=1e-4,
         device="auto",
         compile=False,
@@ -146,6 +147,7 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
         self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.ema_decay = ema_decay

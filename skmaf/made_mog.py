@@ -113,6 +113,7 @@ class MADEMoGDensity(BaseFlowDensity):
         dequantize="auto",
         max_iter=200,
         batch_size=100,
+        learning_rate="constant",
         learning_rate_init=1e-3,
         alpha=1e-6,
         ema_decay=0.99,
@@ -133,6 +134,7 @@ class MADEMoGDensity(BaseFlowDensity):
         self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.ema_decay = ema_decay

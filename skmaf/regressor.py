@@ -118,14 +118,15 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
         batch_norm=True,
         input_order="sequential",
         n_components=5,
-        max_iter=200,
-        batch_size=100,
-        learning_rate_init=1e-3,
+        max_iter=500,
+        batch_size="auto",
+        learning_rate="adaptive",
+        learning_rate_init="auto",
         alpha=1.0,
         ema_decay=0.99,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=20,
+        n_iter_no_change=5,
         tol=1e-4,
         device="auto",
         compile=False,
@@ -141,6 +142,7 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
         self.n_components = n_components
         self.max_iter = max_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.ema_decay = ema_decay

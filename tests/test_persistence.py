@@ -157,12 +157,14 @@ def test_gpu_and_cpu_fits_score_alike(gaussian_data):
 def test_a_pickle_from_before_polyak_averaging_loads_and_refits_as_it_was_trained(
         fitted, gaussian_data):
     state = fitted.__getstate__()
-    del state["ema_decay"]  # as saved by a skmaf without the parameter
+    # As saved by a skmaf without these parameters: no averaging, a constant step size.
+    del state["ema_decay"], state["learning_rate"]
     restored = type(fitted).__new__(type(fitted))
     restored.__setstate__(state)
     _assert_same_model(restored, fitted, gaussian_data)
     assert restored.get_params()["ema_decay"] == 0.0
+    assert restored.get_params()["learning_rate"] == "constant"
     refit = clone(restored).fit(gaussian_data)
-    expected = clone(fitted).set_params(ema_decay=0.0).fit(gaussian_data)
+    expected = clone(fitted).set_params(ema_decay=0.0, learning_rate="constant").fit(gaussian_data)
     np.testing.assert_array_equal(refit.score_samples(gaussian_data),
                                   expected.score_samples(gaussian_data))

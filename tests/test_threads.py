@@ -10,10 +10,12 @@ import skmaf._flow_estimator
 import skmaf._runtime.threads
 import skmaf._training.streaming
 from skmaf import MAFDensity
+from skmaf._runtime.chunks import evaluate_in_chunks
 from skmaf._runtime.threads import (
     THREADS_VARIABLE,
     thread_budget,
     torch_threads_within_budget,
+    worker_budget,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -128,3 +130,76 @@ def test_threaded_grid_search_gives_the_sequential_results(gaussian_data):
     with parallel_backend("threading", n_jobs=2):
         threaded = search.fit(gaussian_data).cv_results_["mean_test_score"]
     np.testing.assert_array_equal(threaded, sequential)
+
+
+@pytest.mark.parametrize("n_workers", [2, 3, 8])
+def test_chunks_shared_among_threads_give_the_result_of_one_thread(n_workers):
+    """Same chunks, same single-threaded kernels: bit for bit the same output,
+    in order, padding dropped, without gradients, on one torch thread each."""
+    z = np.random.RandomState(0).normal(size=(1001, 3))
+    weight = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    seen = []
+
+    def function(chunk):
+        seen.append((threading.current_thread().name, torch.get_num_threads(),
+                     torch.is_grad_enabled()))
+        return torch.tanh(chunk @ weight)
+
+    one = evaluate_in_chunks(function, z, torch.device("cpu"), torch.float64, 64,
+                             row_multiple=8)
+    shared = evaluate_in_chunks(function, z, torch.device("cpu"), torch.float64, 64,
+                                row_multiple=8, n_workers=n_workers)
+    assert torch.equal(one, shared) and shared.shape == (1001, 4)
+    in_workers = seen[16:]  # 16 chunks of 64 rows, first on this thread
+    assert len({name for name, _, _ in in_workers}) > 1
+    assert all(name.startswith("skmaf-chunk") for name, _, _ in in_workers)
+    assert all(count == 1 and not grad for _, count, grad in in_workers)
+
+
+def test_an_error_in_a_chunk_reaches_the_caller():
+    def function(chunk):
+        if chunk[0, 0] > 100:
+            raise FloatingPointError("chunk")
+        return chunk
+
+    z = np.zeros((300, 1))
+    z[250] = 1000.0
+    with pytest.raises(FloatingPointError, match="chunk"):
+        evaluate_in_chunks(function, z, torch.device("cpu"), torch.float64, 50, n_workers=3)
+
+
+def test_the_workers_are_the_cpus_share_within_every_limit(monkeypatch):
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    assert worker_budget(n_running=1, caller_threads=16) == 16
+    assert worker_budget(n_running=4, caller_threads=16) == 4  # side-by-side computations
+    assert worker_budget(n_running=1, caller_threads=1) == 1  # torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a joblib worker's share
+    assert worker_budget(n_running=1, caller_threads=16) == 2
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
+    assert worker_budget(n_running=1, caller_threads=16) == 1
+
+
+def test_scoring_shares_its_chunks_among_threads_with_the_same_result(
+        monkeypatch, torch_threads, tiny_params):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(skmaf._runtime.threads, "cpu_count", lambda: 4)
+    X = np.random.RandomState(0).normal(size=(300, 3))
+    rows = np.random.RandomState(1).normal(size=(20_000, 3))
+    model = MAFDensity(**tiny_params).fit(X)
+    alone = model.score_samples(rows), model.transform(rows)
+    torch_threads(4)
+    workers = []
+    original = skmaf._flow_estimator.evaluate_in_chunks
+
+    def recording(*args, n_workers=1, **kwargs):
+        workers.append(n_workers)
+        return original(*args, n_workers=n_workers, **kwargs)
+
+    monkeypatch.setattr(skmaf._flow_estimator, "evaluate_in_chunks", recording)
+    shared = model.score_samples(rows), model.transform(rows)
+    assert workers == [4, 4]
+    np.testing.assert_array_equal(alone[0], shared[0])
+    np.testing.assert_array_equal(alone[1], shared[1])
+    assert torch.get_num_threads() == 4

@@ -8,8 +8,9 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skmaf import MADEMoGDensity, MAFDensity
-from skmaf._training import TrainingOptions, train_flow
+from skmaf._training import TrainingOptions, step, train_flow
 from skmaf._training.loop import validation_score
+from skmaf._training.options import resolve_batch_size, resolve_learning_rate
 from skmaf.flows import build_maf
 
 OPTIONS = dict(batch_size=10, learning_rate=1e-2, l2_penalty=0.0, n_iter_no_change=100, tol=0.0)
@@ -20,10 +21,11 @@ def _data(n=200, seed=0):
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    # tol=0: every improvement restarts the patience, so the fit stops exactly
-    # n_iter_no_change epochs after the best one.
+    # tol=0: every improvement restarts the patience, so with a constant step
+    # size the fit stops exactly n_iter_no_change epochs after the best one.
     model = MAFDensity(n_transforms=2, n_hidden_units=8, learning_rate_init=3e-2,
-                       n_iter_no_change=3, tol=0, random_state=0).fit(_data(100))
+                       learning_rate="constant", n_iter_no_change=3, tol=0,
+                       random_state=0).fit(_data(100))
     assert 1 <= model.best_iter_ <= model.n_iter_ < model.max_iter
     assert model.n_iter_ - model.best_iter_ == 3
     assert len(model.loss_curve_) == len(model.validation_scores_) == model.n_iter_
@@ -282,3 +284,100 @@ def test_a_conditional_flow_trains_on_its_contexts(accelerate, monkeypatch):
         other = model.log_prob(z_val, 1 - c_val)
     assert (own - other).min() > 5
     assert float(own.mean()) == pytest.approx(result.best_validation_score, abs=1e-4)
+
+
+@pytest.mark.parametrize("n_train, expected", [(40, 40), (1_000, 100), (4_000, 100),
+                                               (10_000, 250), (20_000, 500), (10**6, 500)])
+def test_the_auto_batch_size_grows_with_the_data_within_its_range(n_train, expected):
+    assert resolve_batch_size("auto", n_train) == expected
+    assert resolve_batch_size(64, n_train) == min(64, n_train)
+
+
+def test_the_auto_step_size_follows_the_square_root_of_the_batch_size():
+    assert resolve_learning_rate("auto", 100) == pytest.approx(2e-3)
+    assert resolve_learning_rate("auto", 400) == pytest.approx(4e-3)
+    assert resolve_learning_rate(5e-4, 400) == 5e-4
+
+
+class _RecordingStep:
+    """A training step that records the step sizes the loop sets."""
+
+    def __init__(self, real):
+        self.real, self.learning_rates = real, []
+
+    def __call__(self, *args):
+        return self.real(*args)
+
+    def set_learning_rate(self, learning_rate):
+        self.learning_rates.append(learning_rate)
+        self.real.set_learning_rate(learning_rate)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("schedule", ["adaptive", "constant"])
+def test_the_adaptive_schedule_divides_the_step_size_at_two_plateaus_then_stops(
+        monkeypatch, schedule):
+    recorded = []
+
+    def recording_step(*args, **kwargs):
+        recorded.append(_RecordingStep(make_step(*args, **kwargs)))
+        return recorded[-1]
+
+    make_step = step.make_training_step
+    monkeypatch.setattr("skmaf._training.loop.make_training_step", recording_step)
+    generator = torch.Generator().manual_seed(0)
+    z_train, z_val = torch.randn(200, 2, generator=generator), torch.randn(50, 2, generator=generator)
+    options = TrainingOptions(max_iter=500, batch_size=20, learning_rate=5e-2, l2_penalty=0.0,
+                              early_stopping=True, n_iter_no_change=3, tol=0.0,
+                              schedule=schedule)
+    result = train_flow(build_maf(2, 2, 1, 8, generator=torch.Generator().manual_seed(0)),
+                        z_train, z_val, options, np.random.RandomState(0), torch.device("cpu"))
+    expected = [5e-3, 5e-4] if schedule == "adaptive" else []
+    np.testing.assert_allclose(recorded[0].learning_rates, expected)
+    assert result.n_iter < options.max_iter
+    patience = options.n_iter_no_change
+    if schedule == "constant":  # the first plateau stops
+        assert result.n_iter - result.best_iter == patience
+    else:  # three plateaus, the last since the best epoch or since a decay after it
+        assert result.n_iter > 3 * patience
+        assert patience <= result.n_iter - result.best_iter <= 3 * patience
+
+
+def test_the_adaptive_schedule_ends_higher_than_its_first_plateau():
+    """Lowering the step size at a plateau is what the schedule is for: the
+    validation score goes past the best of the large step."""
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=1500)
+    X = np.c_[x, x**2 / 2 + 0.3 * rng.normal(size=1500)]  # a banana
+    common = dict(n_transforms=2, n_hidden_units=16, learning_rate_init=1e-2, batch_size=50,
+                  n_iter_no_change=3, random_state=0)
+    constant = MAFDensity(learning_rate="constant", **common).fit(X)
+    adaptive = MAFDensity(learning_rate="adaptive", **common).fit(X)
+    # The same run up to the first plateau, then the smaller steps improve on it.
+    assert adaptive.validation_scores_[:constant.n_iter_] == constant.validation_scores_
+    assert adaptive.best_validation_score_ > constant.best_validation_score_
+
+
+def test_the_restart_from_the_best_weights_is_the_same_with_and_without_the_accelerator(
+        monkeypatch):
+    """At a plateau the adaptive schedule loads the best weights into the model
+    that the step trains: the accelerator's flat parameters must take them too."""
+    from skmaf import _accelerated
+
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=400)
+    X = np.c_[x, x**2 / 2 + 0.3 * rng.normal(size=400)]
+    params = dict(n_transforms=2, n_hidden_units=8, learning_rate_init=3e-2, batch_size=40,
+                  n_iter_no_change=2, random_state=0)
+    monkeypatch.setenv(_accelerated.SWITCH, "1")
+    accelerated = MAFDensity(**params).fit(X)
+    monkeypatch.setenv(_accelerated.SWITCH, "0")
+    reference = MAFDensity(**params).fit(X)
+    assert accelerated.n_iter_ > 3 * params["n_iter_no_change"]  # it went through restarts
+    assert accelerated.n_iter_ == reference.n_iter_
+    # float32 rounding differs between the two steps, and a large step size
+    # carries it on; a restart that one of them missed would differ by far more.
+    np.testing.assert_allclose(accelerated.validation_scores_, reference.validation_scores_,
+                               rtol=5e-3)

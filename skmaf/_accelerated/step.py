@@ -58,6 +58,10 @@ class AcceleratedStep:
         self.average = (WeightAverage(self.parameters.flat, options.ema_decay)
                         if options.ema_decay > 0 else None)
 
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Adam's step size from the next step on (the adaptive schedule lowers it)."""
+        self.optimizer.lr = float(learning_rate)
+
     @torch.no_grad()
     def _apply_masks(self) -> None:
         for flat, mask in self._masked:

@@ -17,6 +17,10 @@ asks for more. skmaf's networks are small: their products gain little or
 nothing from a second thread on an idle machine, and on a machine whose cores
 are busy with other work a second thread that waits on a preempted one made
 calls tens of times slower (benchmarks/README.md, "Threads").
+
+Scoring, ``transform`` and ``inverse_transform`` use the CPUs another way: their
+chunks of rows are shared among up to :func:`worker_budget` threads, each with
+one torch thread (:mod:`.chunks`), which no preempted thread can hold up.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from contextlib import contextmanager
 import torch
 from joblib import cpu_count
 
-__all__ = ["THREADS_VARIABLE", "thread_budget", "torch_threads_within_budget"]
+__all__ = ["THREADS_VARIABLE", "evaluation_workers", "thread_budget",
+           "torch_threads_within_budget", "worker_budget"]
 
 #: The environment variable that allows skmaf's calls more than one torch thread.
 THREADS_VARIABLE = "SKMAF_NUM_THREADS"
@@ -67,6 +72,31 @@ def thread_budget(n_running: int) -> int:
     return budget if given is None else min(budget, given)
 
 
+def worker_budget(n_running: int, caller_threads: int) -> int:
+    """Threads that may evaluate the chunks of one of ``n_running`` computations
+    side by side, each with one torch thread (:mod:`.chunks`).
+
+    One per CPU of this computation's share (``cpu_count() // n_running``), and
+    no more than the caller's torch thread count before the call
+    (``caller_threads``: a user's ``torch.set_num_threads`` or threadpoolctl
+    limit holds), ``OMP_NUM_THREADS`` (joblib's workers get their share of the
+    CPUs there) or ``SKMAF_NUM_THREADS`` when they are set. Chunks wait for no
+    other thread, so unlike intra-op threads they do not slow down on a loaded
+    machine.
+    """
+    budget = min(caller_threads, max(cpu_count() // n_running, 1))
+    for variable in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
+        given = _threads_from(variable)
+        if given is not None:
+            budget = min(budget, given)
+    return max(budget, 1)
+
+
+def evaluation_workers() -> int:
+    """:func:`worker_budget` of the computation running in this thread (1 outside one)."""
+    return getattr(_this_thread, "workers", 1)
+
+
 @contextmanager
 def torch_threads_within_budget():
     """Run the block with torch limited to :func:`thread_budget`; restore the count after.
@@ -95,6 +125,7 @@ def torch_threads_within_budget():
     previous = torch.get_num_threads()
     budget = thread_budget(n_running)
     _this_thread.inside = True
+    _this_thread.workers = worker_budget(n_running, previous)
     try:
         if budget != previous:
             torch.set_num_threads(budget)
@@ -103,5 +134,6 @@ def torch_threads_within_budget():
         if budget != previous:
             torch.set_num_threads(previous)
         _this_thread.inside = False
+        _this_thread.workers = 1
         with _lock:
             _n_running -= 1

@@ -50,6 +50,12 @@ class WeightAverage:
         for average, tensor in zip(self.average, self.tensors):
             average.lerp_(tensor, 1.0 - decay)
 
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start the average afresh from the tensors' current values."""
+        for average, tensor in zip(self.average, self.tensors):
+            average.copy_(tensor)
+
     @contextmanager
     def applied(self):
         """Within the block, the tensors hold the average; afterwards, their own values."""

@@ -1,12 +1,19 @@
 """Maximum-likelihood training with Adam and early stopping: the only training loop in skmaf.
 
 The loop follows scikit-learn's ``MLPRegressor._fit_stochastic``: shuffle each
-epoch, minibatches, L2 penalty, and stop when the monitored quantity has not
-improved by more than ``tol`` for ``n_iter_no_change`` epochs. With early
-stopping the monitored quantity is the validation log-likelihood and the best
-epoch's weights are restored at the end; without it, the training loss, and
-the last weights are kept. With ``ema_decay`` the weights validated and kept
-are the moving average of the iterates (:mod:`.averaging`).
+epoch, minibatches, L2 penalty, and a plateau when the monitored quantity has
+not improved by more than ``tol`` for ``n_iter_no_change`` epochs. With a
+constant step size the first plateau stops training; with the adaptive
+schedule the first plateaus divide the step size instead
+(:data:`~.options.LEARNING_RATE_DECAY`, :data:`~.options.N_LEARNING_RATE_DECAYS`
+times) and restart from the best weights so far, and the next one stops. A large
+step finds the region of a good model fast, and its smaller successors settle
+into it without the noise of the large one, which a constant small step would
+take many more epochs to reach. With
+early stopping the monitored quantity is the validation log-likelihood and the
+best epoch's weights are restored at the end; without it, the training loss,
+and the last weights are kept. With ``ema_decay`` the weights validated and
+kept are the moving average of the iterates (:mod:`.averaging`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._runtime.chunks import evaluate_in_chunks
 from .._runtime.progress import make_reporter
-from .options import TrainingOptions, TrainingResult
+from .options import LEARNING_RATE_DECAY, N_LEARNING_RATE_DECAYS, TrainingOptions, TrainingResult
 from .step import make_training_step
 
 __all__ = ["run_epoch", "train_flow"]
@@ -96,7 +103,7 @@ class _Monitor:
             self.result.best_iter = epoch
         self.best = max(score, self.best)
 
-    def should_stop(self) -> bool:
+    def on_plateau(self) -> bool:
         return self.no_improvement >= self.options.n_iter_no_change
 
     def finish(self, model) -> TrainingResult:
@@ -116,6 +123,9 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
                noise_width: torch.Tensor | None = None) -> TrainingResult:
     """Fit ``model`` by maximum likelihood on ``z_train``; early-stop on ``z_val``.
 
+    ``options`` may leave the batch size and step size ``"auto"``: they are
+    resolved for ``z_train``'s rows (:meth:`TrainingOptions.for_training_set`).
+
     ``log_det_offset`` is the preprocessing's log-Jacobian: the reported losses
     and scores are per-sample log-likelihoods in the user's units. A conditional
     model (built with ``n_context_features``) gets the rows' contexts,
@@ -128,7 +138,8 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
     A ``KeyboardInterrupt`` after the first epoch keeps the best state, with a
     warning; before it, it propagates.
     """
-    batch_size = min(options.batch_size, z_train.shape[0])
+    options = options.for_training_set(z_train.shape[0])
+    batch_size = options.batch_size
     # What validation freezes batch norm and the input ranges on: the training
     # rows, dequantized by one fixed draw where they are dequantized at all.
     z_frozen = z_train
@@ -138,6 +149,8 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
     step = make_training_step(model, options, batch_size)
     monitor = _Monitor(options)
     reporter = make_reporter(options.verbose, options.max_iter)
+    learning_rate = options.learning_rate
+    decays_left = N_LEARNING_RATE_DECAYS if options.schedule == "adaptive" else 0
     try:
         for epoch in range(1, options.max_iter + 1):
             train_nll = run_epoch(model, step, z_train, batch_size, rng, device,
@@ -156,8 +169,18 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
             if reporter is not None:
                 reporter.update(epoch, train_nll, score if options.early_stopping else None,
                                 monitor.best)
-            if monitor.should_stop():
-                break
+            if monitor.on_plateau():
+                if not decays_left:
+                    break
+                decays_left -= 1
+                learning_rate *= LEARNING_RATE_DECAY
+                step.set_learning_rate(learning_rate)
+                monitor.no_improvement = 0
+                # The plateau's last iterates have wandered off the best one: the
+                # smaller steps start from the best weights (and a fresh average).
+                model.load_state_dict(monitor.best_state)
+                if step.average:
+                    step.average.reset()
         else:
             _warn_not_converged(options)
     except KeyboardInterrupt:

@@ -86,6 +86,11 @@ class ReferenceStep:
                     **{key: state[name][key].to(p.device, p.dtype, copy=True)
                        for key in ("exp_avg", "exp_avg_sq")}}
 
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Adam's step size from the next step on (the adaptive schedule lowers it)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+
     def close(self) -> None:
         """Nothing to release; the accelerated step has."""
 

@@ -94,7 +94,9 @@ def train_on_chunk(flow: Flow, state: StreamState, X: np.ndarray, options: Train
     model = copy.deepcopy(flow).float().requires_grad_(True)
     if state.moments is None:
         model.freeze_statistics(z)
-    batch_size = min(options.batch_size, z.shape[0])
+    # "auto" batch and step sizes are resolved for this chunk's rows.
+    options = options.for_training_set(z.shape[0])
+    batch_size = options.batch_size
     # The model's own forward pass, not the accelerator's hand-written one: the
     # running statistics come from the batch norm layers' forward hooks. No
     # Polyak averaging: a chunk's epoch keeps its last iterate, and the next
