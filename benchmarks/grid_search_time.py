@@ -46,7 +46,7 @@ def main() -> None:
         search.fit(X)
         seconds = time.perf_counter() - start
     print(f"skmaf from {skmaf.__file__}")
-    print(f"| rows x features | wall-clock (s) | best | mean CV log-likelihood |")
+    print("| rows x features | wall-clock (s) | best | mean CV log-likelihood |")
     print("|---|---|---|---|")
     print(f"| {X.shape[0]} x {X.shape[1]} | {seconds:.1f} | {search.best_params_} | "
           f"{search.best_score_:.3f} |")

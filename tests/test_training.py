@@ -328,7 +328,8 @@ def test_the_adaptive_schedule_divides_the_step_size_at_two_plateaus_then_stops(
     make_step = step.make_training_step
     monkeypatch.setattr("skmaf._training.loop.make_training_step", recording_step)
     generator = torch.Generator().manual_seed(0)
-    z_train, z_val = torch.randn(200, 2, generator=generator), torch.randn(50, 2, generator=generator)
+    z_train = torch.randn(200, 2, generator=generator)
+    z_val = torch.randn(50, 2, generator=generator)
     options = TrainingOptions(max_iter=500, batch_size=20, learning_rate=5e-2, l2_penalty=0.0,
                               early_stopping=True, n_iter_no_change=3, tol=0.0,
                               schedule=schedule)
