@@ -9,11 +9,11 @@ schedule the first plateaus divide the step size instead
 times) and restart from the best weights so far, and the next one stops. A large
 step finds the region of a good model fast, and its smaller successors settle
 into it without the noise of the large one, which a constant small step would
-take many more epochs to reach. With
-early stopping the monitored quantity is the validation log-likelihood and the
-best epoch's weights are restored at the end; without it, the training loss,
-and the last weights are kept. With ``ema_decay`` the weights validated and
-kept are the moving average of the iterates (:mod:`.averaging`).
+take many more epochs to reach. With early stopping the monitored quantity is
+the validation log-likelihood and the best epoch's weights are restored at the
+end; without it, the training loss, and the last weights are kept. With
+``ema_decay`` the weights validated and kept are the moving average of the
+iterates (:mod:`.averaging`).
 """
 
 from __future__ import annotations
