@@ -57,8 +57,9 @@ TRAINING_PARAMETERS = """\
         Adam's step-size schedule. ``"constant"``: ``learning_rate_init``
         throughout; training stops at the first plateau (``n_iter_no_change``
         epochs without an improvement larger than ``tol``). ``"adaptive"``: the
-        first two plateaus divide the step size by 10 and training goes on; the
-        third stops it. The MAF paper's protocol is ``learning_rate="constant",
+        first two plateaus divide the step size by 10 and training goes on from
+        the best weights so far; the third stops it. Not used by
+        ``partial_fit``. The MAF paper's protocol is ``learning_rate="constant",
         batch_size=100, learning_rate_init=1e-4, n_iter_no_change=30``.
     learning_rate_init : float or "auto", default=%(learning_rate_init)s
         Adam's initial step size. ``"auto"``: ``2e-3 * sqrt(batch_size / 100)``,
