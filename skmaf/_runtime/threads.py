@@ -52,6 +52,15 @@ def _threads_from(variable: str) -> int | None:
     return max(int(value), 1) if value.isdigit() else None
 
 
+def _within_limits(requested: int, n_running: int, caller_threads: int) -> int:
+    """``requested`` threads, but no more than the caller's torch count, an equal
+    share of the CPUs among ``n_running`` computations, or the process's
+    ``OMP_NUM_THREADS`` (read now, not at torch's import); at least 1."""
+    budget = min(requested, caller_threads, max(cpu_count() // n_running, 1))
+    given = _threads_from("OMP_NUM_THREADS")
+    return max(budget if given is None else min(budget, given), 1)
+
+
 def thread_budget(n_running: int) -> int:
     """Threads for one of ``n_running`` skmaf computations running in this process.
 
@@ -66,10 +75,8 @@ def thread_budget(n_running: int) -> int:
     >>> thread_budget(1) <= torch.get_num_threads()
     True
     """
-    requested = _threads_from(THREADS_VARIABLE) or 1
-    budget = min(requested, torch.get_num_threads(), max(cpu_count() // n_running, 1))
-    given = _threads_from("OMP_NUM_THREADS")
-    return budget if given is None else min(budget, given)
+    return _within_limits(_threads_from(THREADS_VARIABLE) or 1, n_running,
+                          torch.get_num_threads())
 
 
 def worker_budget(n_running: int, caller_threads: int) -> int:
@@ -84,12 +91,8 @@ def worker_budget(n_running: int, caller_threads: int) -> int:
     other thread, so unlike intra-op threads they do not slow down on a loaded
     machine.
     """
-    budget = min(caller_threads, max(cpu_count() // n_running, 1))
-    for variable in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
-        given = _threads_from(variable)
-        if given is not None:
-            budget = min(budget, given)
-    return max(budget, 1)
+    return _within_limits(_threads_from(THREADS_VARIABLE) or caller_threads, n_running,
+                          caller_threads)
 
 
 def evaluation_workers() -> int:

@@ -106,6 +106,11 @@ class _Monitor:
     def on_plateau(self) -> bool:
         return self.no_improvement >= self.options.n_iter_no_change
 
+    def restart_from_best(self, model) -> None:
+        """Load the best state into ``model`` and count the patience afresh."""
+        model.load_state_dict(self.best_state)
+        self.no_improvement = 0
+
     def finish(self, model) -> TrainingResult:
         """Restore the kept state into ``model``; return the result."""
         if self.best_state is not None:
@@ -175,10 +180,9 @@ def train_flow(model, z_train: torch.Tensor, z_val: torch.Tensor | None,
                 decays_left -= 1
                 learning_rate *= LEARNING_RATE_DECAY
                 step.set_learning_rate(learning_rate)
-                monitor.no_improvement = 0
                 # The plateau's last iterates have wandered off the best one: the
                 # smaller steps start from the best weights (and a fresh average).
-                model.load_state_dict(monitor.best_state)
+                monitor.restart_from_best(model)
                 if step.average:
                     step.average.reset()
         else:
