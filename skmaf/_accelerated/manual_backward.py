@@ -11,9 +11,13 @@ The backward pass of a MAF is short enough to write down: for one MADE step
 for batch norm with minibatch statistics.
 
 Only what the flows of :func:`~skmaf.flows.build_maf` contain is covered, by
-exact type: Gaussian MADE steps without context, batch norm in training mode
-and the standard normal base. :func:`supports_manual_backward` says whether a
-flow qualifies; any other flow trains through autograd. The pass reads the
+exact type: Gaussian MADE steps without context, batch norm in training mode,
+and the standard normal base or the MAF MoG's MADE MoG base. The mixture
+base's log-density has no short backward pass, so autograd differentiates it
+alone, from the base variables ``u`` (a leaf) to the loss: its gradient with
+respect to ``u`` then enters the hand-written pass through the steps, which
+is where a MAF MoG spends most of its step. :func:`supports_manual_backward`
+says whether a flow qualifies; any other flow trains through autograd. The pass reads the
 raw weights, so the weights outside each mask must be zero (the accelerated
 step keeps them so). The result equals autograd's to rounding
 (tests/accelerated/).
@@ -27,7 +31,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..flows import MADE, BatchNorm, Flow, MaskedAffineAutoregressive, MaskedLinear, StandardNormal
+from ..flows import (
+    MADE,
+    BatchNorm,
+    Flow,
+    MADEMoG,
+    MaskedAffineAutoregressive,
+    MaskedLinear,
+    StandardNormal,
+)
 from ..flows.autoregressive import LOG_SCALE_BOUND
 from . import private_ops
 from .activations import in_place
@@ -41,7 +53,7 @@ def supports_manual_backward(flow: Flow) -> bool:
     Exact types only: the manual pass bypasses ``forward`` and ``log_prob``,
     so a subclass that overrides them (or a wrapper) must train through autograd.
     """
-    if type(flow) is not Flow or type(flow.base) is not StandardNormal or not flow.transforms:
+    if type(flow) is not Flow or not flow.transforms or not _supported_base(flow.base):
         return False
     for transform in flow.transforms:
         if type(transform) is BatchNorm:
@@ -54,6 +66,14 @@ def supports_manual_backward(flow: Flow) -> bool:
                 or any(type(layer) is not MaskedLinear for layer in made.layers)):
             return False
     return True
+
+
+def _supported_base(base) -> bool:
+    """N(0, I), or a MADE MoG without context (differentiated by autograd, alone)."""
+    if type(base) is StandardNormal:
+        return True
+    return (type(base) is MADEMoG and type(base.made) is MADE
+            and base.made.context_layers is None)
 
 
 class ManualBackward:
@@ -79,6 +99,8 @@ class ManualBackward:
             _BatchNormStep(t, gradients) if type(t) is BatchNorm else _AffineStep(t, gradients)
             for t in flow.transforms
         ]
+        self._base = None if type(flow.base) is StandardNormal else _AutogradBase(
+            flow.base, gradients)
         self._constants = {}
 
     @torch.no_grad()
@@ -97,22 +119,45 @@ class ManualBackward:
             x, cache, log_scale = step.forward(x)
             caches.append(cache)
             log_scales[type(step)].extend(log_scale)
-        # The loss: 0.5 |u|^2 + (D/2) log(2 pi) - log|det|, averaged over the rows.
-        # A MADE step's log|det| is the sum of its n x D log-scales; batch norm's,
-        # the same for every row, the sum of its D log-scales (one row's).
-        loss = (x.square().sum() * 0.5 - torch.cat(log_scales[_AffineStep], dim=1).sum()) / n_rows
+        # The loss: -log p_base(u) - log|det|, averaged over the rows; for N(0, I),
+        # 0.5 |u|^2 + (D/2) log(2 pi). A MADE step's log|det| is the sum of its
+        # n x D log-scales; batch norm's, the same for every row, the sum of its D
+        # log-scales (one row's).
+        if self._base is None:
+            base_loss = x.square().sum() * 0.5 / n_rows + 0.5 * n_features * math.log(2 * math.pi)
+            grad = x / n_rows  # d loss / d u
+        else:
+            base_loss, grad = self._base(x)
+        loss = base_loss - torch.cat(log_scales[_AffineStep], dim=1).sum() / n_rows
         if log_scales[_BatchNormStep]:
             loss -= torch.cat(log_scales[_BatchNormStep]).sum()
-        loss += 0.5 * n_features * math.log(2 * math.pi)
 
         constants = self._constants.get((n_rows, x.dtype, x.device))
         if constants is None:
             constants = self._constants[n_rows, x.dtype, x.device] = _Constants(x, n_rows)
-        grad = x / n_rows  # d loss / d u
         for index in range(len(self._steps) - 1, -1, -1):
             # The flow's own input is data: no gradient needed there.
             grad = self._steps[index].backward(caches[index], grad, constants, index > 0)
         return loss
+
+
+class _AutogradBase:
+    """A base density differentiated by autograd on its own: ``-mean log p(u)``, its
+    gradient with respect to ``u``, and its parameters' gradients written in place."""
+
+    def __init__(self, base, gradients: dict):
+        self.base = base
+        self.parameters = list(base.parameters())
+        self.gradients = [gradients[p] for p in self.parameters]
+
+    def __call__(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = u.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = -self.base.log_prob(u).mean()
+            grad_u, *grads = torch.autograd.grad(loss, [u, *self.parameters])
+        for target, grad in zip(self.gradients, grads):
+            target.copy_(grad)
+        return loss.detach(), grad_u
 
 
 #: Below this many features, the first layer's d/dW is computed as ``(x^T grad)^T``.

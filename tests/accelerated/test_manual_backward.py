@@ -9,10 +9,12 @@ from skmaf.flows import MaskedLinear, build_made_mog, build_maf, build_realnvp
 pytestmark = pytest.mark.every_path
 
 
-def _maf(n_features, batch_norm=True, activation="relu", n_hidden_layers=2, seed=0):
+def _maf(n_features, batch_norm=True, activation="relu", n_hidden_layers=2, seed=0,
+         n_components=1):
     """A float64 MAF in training mode, batch norm parameters moved off their initial values."""
     flow = build_maf(n_features, 3, n_hidden_layers, 12, activation=activation,
-                     batch_norm=batch_norm, generator=torch.Generator().manual_seed(seed))
+                     batch_norm=batch_norm, n_components=n_components,
+                     generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         for name, parameter in flow.named_parameters():
             if name.endswith(("log_gamma", "beta")):
@@ -64,6 +66,14 @@ def test_loss_and_every_gradient_match_autograd(n_features, batch_norm, activati
     _assert_matches_autograd(flow, x, loss_tolerance=1e-12, gradient_tolerance=1e-10)
 
 
+@pytest.mark.parametrize("n_features, n_components", [(1, 2), (4, 3), (17, 5)])
+def test_maf_mog_matches_autograd(n_features, n_components):
+    """MAF MoG: the mixture base through autograd, the steps by hand, one gradient."""
+    flow = _maf(n_features, n_components=n_components)
+    x = 2 * torch.randn(64, n_features, dtype=torch.float64) + 1
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-12, gradient_tolerance=1e-10)
+
+
 def test_masked_out_weights_get_the_dense_gradient():
     """Outside the masks the manual pass gives the gradient of the unmasked product,
     which the accelerated step discards by zeroing those weights after each update."""
@@ -103,11 +113,12 @@ def test_leaves_grad_attributes_and_the_model_alone():
 @pytest.mark.parametrize("build, expected", [
     (lambda: build_maf(3, 2, 1, 8), True),
     (lambda: build_maf(3, 2, 1, 8, batch_norm=False, activation="tanh"), True),
-    (lambda: build_maf(3, 2, 1, 8, n_components=2), False),  # MAF MoG: mixture base
+    (lambda: build_maf(3, 2, 1, 8, n_components=2), True),  # MAF MoG: mixture base
+    (lambda: build_maf(3, 2, 1, 8, n_components=2, n_context_features=2), False),
     (lambda: build_made_mog(3, 1, 8, 2), False),
     (lambda: build_realnvp(3, 2, 1, 8), False),
 ])
-def test_supports_exactly_the_gaussian_maf(build, expected):
+def test_supports_exactly_the_maf_and_maf_mog(build, expected):
     assert supports_manual_backward(build()) is expected
 
 
