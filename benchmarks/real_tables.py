@@ -42,7 +42,7 @@ difference to the set's best model ± 2 paired standard errors (per-row differen
 the same test rows), the lowest test row's log-likelihood, the number of non-finite
 values, what was chosen (components, bandwidth, epochs), the fit wall-clock (model
 selection included) and the warnings raised (counted, not printed). Then a summary:
-sets as rows, models as columns, the best in bold, and whether MAFDensity comes within
+sets as rows, models as columns, the best in bold, and whether each MAF model run comes within
 2 paired standard errors of the best of GaussianMixture, KernelDensity and
 MADEMoGDensity. Run:
 
@@ -266,6 +266,8 @@ MODELS = {
 }
 
 DEFAULT_MODELS = [name for name in MODELS if name != "MAFDensity(n_components=10)"]
+#: The models compared with the references in the summary.
+MAF_MODELS = ("MAFDensity", "MAFDensity(n_components=10)")
 
 
 def run_one(model_name: str, tables: Tables, args) -> tuple[dict, np.ndarray | None]:
@@ -319,16 +321,16 @@ def add_paired_differences(results: list[dict], log_likelihoods: dict[str, np.nd
     return best
 
 
-def maf_against_references(results: list[dict],
-                           log_likelihoods: dict[str, np.ndarray]) -> dict | None:
-    """Is MAFDensity within 2 paired s.e. of the best of the references?"""
+def maf_against_references(results: list[dict], log_likelihoods: dict[str, np.ndarray],
+                           model: str = "MAFDensity") -> dict | None:
+    """Is ``model`` (a MAF) within 2 paired s.e. of the best of the references?"""
     means = {r["model"]: r["test_log_likelihood"] for r in results
              if r["model"] in REFERENCES
              and math.isfinite(r.get("test_log_likelihood", math.nan))}
-    if "MAFDensity" not in log_likelihoods or not means:
+    if model not in log_likelihoods or not means:
         return None
     reference = max(means, key=means.get)
-    difference = log_likelihoods["MAFDensity"] - log_likelihoods[reference]
+    difference = log_likelihoods[model] - log_likelihoods[reference]
     mean, two_se = mean_and_error(difference)
     return {"reference": reference, "difference": mean, "two_paired_standard_errors": two_se,
             "within": bool(mean >= -two_se)}
@@ -390,13 +392,15 @@ def set_table(tables: Tables, results: list[dict]) -> str:
 
 
 def summary_table(all_results: list[dict], sets: list[str], models: list[str],
-                  comparisons: dict[str, dict | None]) -> str:
+                  comparisons: dict[str, dict[str, dict | None]]) -> str:
+    """Sets as rows, models as columns; then, for each MAF model run, whether it is within
+    2 paired s.e. of the best of the references (``comparisons[set][model]``)."""
     found = {(r["data"], r["model"]): r for r in all_results}
-    compare = "MAFDensity" in models and any(m in models for m in REFERENCES)
-    header = "| data | " + " | ".join(models)
-    if compare:
-        header += " | MAF within 2 paired s.e. of best of GMM/KDE/MADE MoG"
-    lines = [header + " |", "|---|" + "---|" * (len(models) + compare)]
+    compared = [m for m in MAF_MODELS if m in models] if any(
+        m in models for m in REFERENCES) else []
+    header = "| data | " + " | ".join(models) + "".join(
+        f" | {m} within 2 paired s.e. of best of GMM/KDE/MADE MoG" for m in compared)
+    lines = [header + " |", "|---|" + "---|" * (len(models) + len(compared))]
     for set_name in sets:
         results = [found[(set_name, m)] for m in models if (set_name, m) in found]
         finite = {r["model"]: r["test_log_likelihood"] for r in results
@@ -413,8 +417,8 @@ def summary_table(all_results: list[dict], sets: list[str], models: list[str],
                 cell = (f"{_number(r['test_log_likelihood'])} ± "
                         f"{_number(r['two_standard_errors'])}")
                 cells.append(f"**{cell}**" if model == best else cell)
-        if compare:
-            c = comparisons.get(set_name)
+        for model in compared:
+            c = comparisons.get(set_name, {}).get(model)
             cells.append("" if c is None else
                          f"{'yes' if c['within'] else 'no'} ({_number(c['difference'])} ± "
                          f"{_number(c['two_paired_standard_errors'])} vs {c['reference']})")
@@ -450,7 +454,8 @@ def main():
                      f"{_number(result['two_standard_errors'])}, "
                      f"fit {result['fit_seconds']:.1f} s"), file=sys.stderr, flush=True)
         add_paired_differences(results, log_likelihoods)
-        comparisons[set_name] = maf_against_references(results, log_likelihoods)
+        comparisons[set_name] = {model: maf_against_references(results, log_likelihoods, model)
+                                 for model in MAF_MODELS}
         all_results += results
         print(set_table(tables, results) + "\n", flush=True)
 
