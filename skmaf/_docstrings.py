@@ -101,7 +101,7 @@ TRAINING_PARAMETERS = """\
         has the figures). Needs a C++ compiler on the CPU (Triton on a GPU);
         where compilation fails, training falls back to eager mode with a
         warning. ``partial_fit`` always runs eagerly. No effect on
-        ``MAFDensity`` with ``n_components=1``, which skmaf's accelerator
+        ``MAFDensity`` (MAF and MAF MoG), whose flow skmaf's accelerator
         trains with a hand-written backward pass instead, nor with
         ``SKMAF_ACCELERATE=0``.
     random_state : int, RandomState instance or None, default=None

@@ -5,7 +5,7 @@ through autograd and ``torch.optim.Adam``) is complete without it and never
 imports it. The estimator layer asks here, per model, for something faster:
 
 - :func:`training_step`: flat parameters and one Adam kernel for every flow,
-  and the hand-written backward pass for a MAF (:mod:`.manual_backward`);
+  and the hand-written backward pass for a MAF or MAF MoG (:mod:`.manual_backward`);
 - :func:`scoring_flow`: a float32, batch-invariant copy for ``score_samples``
   (:mod:`.scoring`), with products through oneDNN where it is faster
   (:mod:`.onednn`);

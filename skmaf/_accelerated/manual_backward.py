@@ -48,7 +48,8 @@ __all__ = ["ManualBackward", "supports_manual_backward"]
 
 
 def supports_manual_backward(flow: Flow) -> bool:
-    """Whether :class:`ManualBackward` can train ``flow`` (a MAF, with or without batch norm).
+    """Whether :class:`ManualBackward` can train ``flow`` (a MAF or MAF MoG, with or
+    without batch norm, without context).
 
     Exact types only: the manual pass bypasses ``forward`` and ``log_prob``,
     so a subclass that overrides them (or a wrapper) must train through autograd.
@@ -82,7 +83,7 @@ class ManualBackward:
     Parameters
     ----------
     flow : Flow
-        A MAF, as :func:`supports_manual_backward` checks.
+        A MAF or MAF MoG, as :func:`supports_manual_backward` checks.
     gradients : dict
         ``gradients[p]``, for each parameter ``p`` of ``flow``: a tensor of
         ``p``'s shape (it may be a view into a larger buffer) where each call
