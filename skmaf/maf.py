@@ -69,15 +69,15 @@ class MAFDensity(BaseFlowDensity):
     code) on minibatches of 100 rows; here the step scales with the batch,
     which grows with the data, and is divided by 10 at each of the first two
     plateaus of ``n_iter_no_change`` epochs (``learning_rate="adaptive"``),
-    which reaches the same held-out likelihood in about half the time. The
-    paper's protocol stays reachable: ``learning_rate="constant",
-    learning_rate_init=1e-4, batch_size=100`` and a longer patience.
-    ``benchmarks/README.md`` has the measurements.
+    to reach a good model in fewer epochs. ``learning_rate`` says how to
+    train as the paper did.
 
     ``n_components=10`` (MAF MoG) fits multimodal conditionals that the
-    Gaussian base cannot, and keeps the tails of narrow, dequantized columns
-    from falling as fast; it scores higher on most real tables measured, and
-    trains 2-5 times as long, without :meth:`transform`.
+    Gaussian base cannot, and keeps a wide component where a column is
+    nearly determined by the others: there a Gaussian conditional has a tiny
+    scale, and a row that breaks the pattern, even inside the training
+    range, falls in its Gaussian tail. It costs a longer fit, and has no
+    :meth:`transform`. ``benchmarks/README.md`` compares the two.
 
     References
     ----------
