@@ -24,7 +24,6 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     StrOptions,
 )
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dequantization
@@ -44,15 +43,6 @@ from .flows import count_connections
 __all__ = ["BaseFlowDensity"]
 
 
-def _has_gaussian_base(estimator) -> bool:
-    """Whether ``transform`` exists: for a fitted estimator, what its model is (not
-    what ``set_params`` may have changed since); else what its parameters build."""
-    module = getattr(estimator, "module_", None)
-    if module is not None:
-        return module.base.is_standard_normal
-    return estimator._has_gaussian_base()
-
-
 class BaseFlowDensity(
     FlowEstimatorMixin, ClassNamePrefixFeaturesOutMixin, DensityMixin, TransformerMixin,
     BaseEstimator, metaclass=ABCMeta,
@@ -63,10 +53,6 @@ class BaseFlowDensity(
         **FlowEstimatorMixin._parameter_constraints,
         "dequantize": [StrOptions({"auto"}), "array-like", None],
     }
-
-    def _has_gaussian_base(self) -> bool:
-        """Whether the model the parameters build maps data one-to-one onto N(0, I)."""
-        return True
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -349,12 +335,17 @@ class BaseFlowDensity(
         return samples
 
     def transform(self, X):
-        """Map data to the flow's base variables ``u = f^-1(x)``.
+        """Map data one-to-one to standard normal variables.
 
-        When the model fits, the rows of ``u`` are i.i.d. standard normal: the
-        paper's goodness-of-fit diagnostic. In the dequantized columns
-        (``dequantized_features_``) an integer ``x`` stands for its cell, and
-        the centre of the cell, ``x + 1/2``, is mapped.
+        With a standard normal base (the MAF, Real NVP) these are the flow's
+        base variables ``u = f^-1(x)``. With a mixture base (MAF MoG, MADE MoG)
+        the base variables are mapped on by the Rosenblatt transform, each
+        coordinate through its conditional CDF given those before it and then
+        the standard normal quantile. Either way, when the model fits, the
+        rows are i.i.d. standard normal: the paper's goodness-of-fit
+        diagnostic. In the dequantized columns (``dequantized_features_``) an
+        integer ``x`` stands for its cell, and the centre of the cell,
+        ``x + 1/2``, is mapped.
 
         Parameters
         ----------
@@ -377,15 +368,23 @@ class BaseFlowDensity(
         X = self._validated(X).astype(np.float64)
         X[:, self._dequantized_features()] += 0.5
         shift, scale = self._standardization()
-        return self._evaluate(lambda x: self.module_.to_base((x - shift) / scale), X)
+        flow = self.module_
+        return self._evaluate(
+            lambda x: flow.base.to_standard_normal(flow.to_base((x - shift) / scale)), X)
 
     def inverse_transform(self, X):
-        """Map base variables back to data: ``x = f(u)``.
+        """Map standard normal variables back to data: the inverse of :meth:`transform`.
+
+        With a mixture base each coordinate of the base is found in turn, by
+        bisection of its conditional CDF (D passes of the base's MADE). That
+        is exact wherever the model puts density; where a conditional density
+        is too small for float64 to move its CDF (between far-apart narrow
+        components) the CDF is flat, and a point of the flat stretch is returned.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Base variables, e.g. the output of :meth:`transform`.
+            Standard normal variables, e.g. the output of :meth:`transform`.
 
         Returns
         -------
@@ -412,22 +411,15 @@ class BaseFlowDensity(
             )
         shift, scale = self._standardization()
         flow = self._sampling_flow if self._sampling_flow is not None else self.module_
-        X = self._evaluate(lambda u: flow.from_base(u) * scale + shift, U, SAMPLING_CHUNK_SIZE)
+        base = self.module_.base
+        X = self._evaluate(lambda z: flow.from_base(base.from_standard_normal(z)) * scale + shift,
+                           U, SAMPLING_CHUNK_SIZE)
         X[:, self._dequantized_features()] -= 0.5
         return X
 
     @property
     def _n_features_out(self):
         return self.n_features_in_
-
-# TransformerMixin wraps ``transform`` and ``fit_transform`` for ``set_output`` as the
-# class is created, which would resolve an ``available_if`` descriptor into a plain
-# function. Gating the wrapped methods afterwards keeps both: set_output works, and
-# ``hasattr(estimator, "transform")`` is False for a model without a Gaussian base
-# (so scikit-learn's checks and meta-estimators see no transformer there).
-for _name in ("transform", "fit_transform", "inverse_transform", "get_feature_names_out"):
-    setattr(BaseFlowDensity, _name,
-            available_if(_has_gaussian_base)(getattr(BaseFlowDensity, _name)))
 
 
 #: A column whose standard deviation is below this fraction of its magnitude is

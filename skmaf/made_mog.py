@@ -23,10 +23,10 @@ class MADEMoGDensity(BaseFlowDensity):
     take one pass; sampling takes D sequential passes. With ``n_components=1``
     this is the paper's plain (Gaussian) MADE.
 
-    A mixture conditional has no one-to-one map onto Gaussian noise, so this
-    estimator has no ``transform`` or ``inverse_transform``
-    (``hasattr(model, "transform")`` is False); use :class:`MAFDensity` for a
-    base-space map.
+    :meth:`transform` is the Rosenblatt map: each coordinate through its
+    mixture CDF given those before it, then the standard normal quantile, so
+    that under the model the rows come out i.i.d. N(0, I) (one pass);
+    :meth:`inverse_transform` inverts it coordinate by coordinate (D passes).
 
     Parameters
     ----------
@@ -81,8 +81,8 @@ class MADEMoGDensity(BaseFlowDensity):
     (2,)
     >>> model.sample(3, random_state=0).shape
     (3, 2)
-    >>> hasattr(model, "transform")
-    False
+    >>> np.allclose(model.inverse_transform(model.transform(X[:5])), X[:5])
+    True
     """
 
     _parameter_constraints: dict = {
@@ -151,6 +151,3 @@ class MADEMoGDensity(BaseFlowDensity):
                     architecture: dict, n_context_features: int = 0) -> Flow:
         return build_made_mog(n_features, n_context_features=n_context_features,
                    generator=generator, **architecture)
-
-    def _has_gaussian_base(self) -> bool:
-        return False

@@ -76,8 +76,8 @@ class MAFDensity(BaseFlowDensity):
     Gaussian base cannot, and keeps a wide component where a column is
     nearly determined by the others: there a Gaussian conditional has a tiny
     scale, and a row that breaks the pattern, even inside the training
-    range, falls in its Gaussian tail. It costs a longer fit, and has no
-    :meth:`transform`. ``benchmarks/README.md`` compares the two.
+    range, falls in its Gaussian tail. It costs a longer fit.
+    ``benchmarks/README.md`` compares the two.
 
     References
     ----------
@@ -176,6 +176,3 @@ class MAFDensity(BaseFlowDensity):
                     architecture: dict, n_context_features: int = 0) -> Flow:
         return build_maf(n_features, n_context_features=n_context_features,
                    generator=generator, **architecture)
-
-    def _has_gaussian_base(self) -> bool:
-        return self.n_components == 1

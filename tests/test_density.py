@@ -7,7 +7,7 @@ from scipy import stats
 from scipy.integrate import trapezoid
 from sklearn.base import clone
 
-from skmaf import MAFDensity
+from skmaf import MADEMoGDensity, MAFDensity
 from skmaf._runtime.chunks import SCORING_CHUNK_SIZE
 
 from ._common import estimator_id, paper_example, tiny_estimators
@@ -125,6 +125,23 @@ def test_samples_have_the_moments_of_the_data():
     # Samples are exact draws of the model: transform maps them back to N(0, I).
     U = model.transform(samples)
     np.testing.assert_allclose(U.std(axis=0), 1.0, atol=0.03)
+
+
+@pytest.mark.parametrize("estimator", [
+    MADEMoGDensity(n_components=3, n_hidden_units=16, max_iter=20, random_state=0),
+    MAFDensity(n_transforms=2, n_components=3, n_hidden_units=16, max_iter=20, random_state=0),
+], ids=["MADE MoG", "MAF MoG"])
+def test_a_mixture_base_maps_its_samples_onto_standard_normal(estimator):
+    """With a mixture base, transform is the Rosenblatt map after the flow: the model's
+    own samples come out i.i.d. N(0, I), whatever the fit, and inverse_transform undoes it."""
+    X, _ = paper_example(1500, random_state=0)
+    model = estimator.fit(X)
+    U = model.transform(model.sample(4000, random_state=1))
+    for column in U.T:
+        assert stats.kstest(column, "norm").pvalue > 0.01
+    assert abs(np.corrcoef(U.T)[0, 1]) < 4 / np.sqrt(4000)
+    np.testing.assert_allclose(model.inverse_transform(model.transform(X)), X,
+                               rtol=1e-10, atol=1e-10)
 
 
 def test_sampling_is_reproducible_and_depends_on_the_seed(gaussian_data, tiny_params):

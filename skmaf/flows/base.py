@@ -91,6 +91,17 @@ class BaseDistribution(nn.Module):
         the CDF)."""
         raise NotImplementedError
 
+    def to_standard_normal(self, u: torch.Tensor, context: torch.Tensor | None = None
+                           ) -> torch.Tensor:
+        """A bijection onto N(0, I) under this density (the Rosenblatt map, or the
+        identity for N(0, I) itself), shape (n, D)."""
+        raise NotImplementedError
+
+    def from_standard_normal(self, z: torch.Tensor, context: torch.Tensor | None = None
+                             ) -> torch.Tensor:
+        """The inverse of :meth:`to_standard_normal`."""
+        raise NotImplementedError
+
 
 class StandardNormal(BaseDistribution):
     """N(0, I) in ``n_features`` dimensions, whatever the context."""
@@ -112,6 +123,14 @@ class StandardNormal(BaseDistribution):
     def conditional_cdf(self, u: torch.Tensor, context: torch.Tensor | None = None
                         ) -> torch.Tensor:
         return torch.special.ndtr(u)
+
+    def to_standard_normal(self, u: torch.Tensor, context: torch.Tensor | None = None
+                           ) -> torch.Tensor:
+        return u
+
+    def from_standard_normal(self, z: torch.Tensor, context: torch.Tensor | None = None
+                             ) -> torch.Tensor:
+        return z
 
 
 class Flow(nn.Module):

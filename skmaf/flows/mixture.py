@@ -11,7 +11,17 @@ from .autoregressive import soft_clamp
 from .base import BaseDistribution
 from .made import MADE
 
-__all__ = ["MADEMoG", "mixture_cdf", "mixture_log_prob"]
+__all__ = ["MADEMoG", "mixture_cdf", "mixture_log_prob", "mixture_normal_score",
+           "normal_quantile_of_log"]
+
+#: Bisection steps of the inverse Rosenblatt map: each halves the bracket, which
+#: starts at most a few thousand component scales wide, so 100 reach float64's
+#: resolution everywhere.
+INVERSE_BISECTION_STEPS = 100
+
+#: Below this log-probability ``exp`` underflows float64 and the normal quantile is
+#: found from its asymptotic expansion and Newton steps on ``log_ndtr`` instead.
+SMALLEST_LOG_PROBABILITY = -700.0
 
 
 def mixture_log_prob(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
@@ -35,6 +45,63 @@ def mixture_cdf(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
     weights = torch.softmax(logits, dim=1)
     return (weights * torch.special.ndtr((x.unsqueeze(1) - means)
                                          * torch.exp(-log_scales))).sum(dim=1)
+
+
+def normal_quantile_of_log(log_p: torch.Tensor) -> torch.Tensor:
+    """``Phi^-1(exp(log_p))`` for ``log_p <= log(1/2)``, without underflow.
+
+    Where ``exp(log_p)`` is representable, ``ndtri`` of it; below, the
+    asymptotic ``-sqrt(-2 l - log(-2 l) - log(2 pi))`` refined by Newton steps
+    on ``log_ndtr(z) = l``, whose slope is ``phi(z) / Phi(z)``.
+    """
+    direct = torch.special.ndtri(torch.exp(log_p.clamp(min=SMALLEST_LOG_PROBABILITY)))
+    far = log_p < SMALLEST_LOG_PROBABILITY
+    if not bool(far.any()):
+        return direct
+    minus_two_l = -2.0 * log_p[far]
+    z = -torch.sqrt(minus_two_l - torch.log(minus_two_l) - math.log(2 * math.pi))
+    for _ in range(4):
+        log_phi = -0.5 * z.square() - 0.5 * math.log(2 * math.pi)
+        z = z - (torch.special.log_ndtr(z) - log_p[far]) * torch.exp(
+            torch.special.log_ndtr(z) - log_phi)
+    return direct.masked_scatter(far, z)
+
+
+def mixture_normal_score(x: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
+                         log_scales: torch.Tensor) -> torch.Tensor:
+    """``Phi^-1(F(x))`` per dimension, ``F`` the 1-D Gaussian mixture's CDF: ``x`` (n, D),
+    parameters (n, C, D), result (n, D).
+
+    From ``log F`` below the median and ``log(1 - F)`` above it, each a
+    log-sum-exp of ``log_ndtr``, so that neither tail rounds to 0 or 1: the
+    score stays exact and strictly increasing in ``x`` however far out.
+    """
+    log_weights = torch.log_softmax(logits, dim=1)
+    z = (x.unsqueeze(1) - means) * torch.exp(-log_scales)
+    log_cdf = torch.logsumexp(log_weights + torch.special.log_ndtr(z), dim=1)
+    log_survival = torch.logsumexp(log_weights + torch.special.log_ndtr(-z), dim=1)
+    lower = log_cdf <= log_survival
+    return torch.where(lower, normal_quantile_of_log(torch.minimum(log_cdf, log_survival)),
+                       -normal_quantile_of_log(torch.minimum(log_cdf, log_survival)))
+
+
+def _mixture_quantile(score: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
+                      log_scales: torch.Tensor) -> torch.Tensor:
+    """The ``x`` (n,) with ``mixture_normal_score(x) = score`` (n,), parameters (n, C),
+    by bisection: the score is strictly increasing, and at ``score`` plus one component
+    scales below every component's mean (above, for the upper end) the mixture's CDF
+    is below (above) ``Phi(score)``."""
+    scales = torch.exp(log_scales)
+    reach = (score.abs() + 1.0).unsqueeze(1) * scales
+    low = (means - reach).min(dim=1).values
+    high = (means + reach).max(dim=1).values
+    params = (logits.unsqueeze(2), means.unsqueeze(2), log_scales.unsqueeze(2))
+    for _ in range(INVERSE_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        below = mixture_normal_score(middle.unsqueeze(1), *params)[:, 0] < score
+        low = torch.where(below, middle, low)
+        high = torch.where(below, high, middle)
+    return 0.5 * (low + high)
 
 
 class MADEMoG(BaseDistribution):
@@ -87,6 +154,23 @@ class MADEMoG(BaseDistribution):
                         ) -> torch.Tensor:
         """Each coordinate's mixture CDF given those before it, shape (n, D)."""
         return mixture_cdf(x, *self.mixture_parameters(x, context))
+
+    def to_standard_normal(self, x: torch.Tensor, context: torch.Tensor | None = None
+                           ) -> torch.Tensor:
+        """The Rosenblatt map: ``Phi^-1`` of each coordinate's CDF given those before it,
+        one pass; under the model its rows are i.i.d. N(0, I)."""
+        return mixture_normal_score(x, *self.mixture_parameters(x, context))
+
+    def from_standard_normal(self, z: torch.Tensor, context: torch.Tensor | None = None
+                             ) -> torch.Tensor:
+        """The inverse of :meth:`to_standard_normal`: D passes, each coordinate found by
+        bisection of its conditional CDF given the coordinates already found."""
+
+        def decide(i, params):
+            logits, means, log_scales = (part[:, :, 0] for part in self.split(params[:, :, None]))
+            return _mixture_quantile(z[:, i], logits, means, log_scales)
+
+        return self.made.sample_sequentially(decide, z.shape[0], like=z, context=context)
 
     def coordinate_draws(self, n: int, rng, like: torch.Tensor):
         """``decide(i, params)`` for :meth:`MADE.sample_sequentially`: ``x_i`` drawn from
