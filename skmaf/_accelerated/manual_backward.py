@@ -17,9 +17,9 @@ base's log-density has no short backward pass, so autograd differentiates it
 alone, from the base variables ``u`` (a leaf) to the loss: its gradient with
 respect to ``u`` then enters the hand-written pass through the steps, which
 is where a MAF MoG spends most of its step. :func:`supports_manual_backward`
-says whether a flow qualifies; any other flow trains through autograd. The pass reads the
-raw weights, so the weights outside each mask must be zero (the accelerated
-step keeps them so). The result equals autograd's to rounding
+says whether a flow qualifies; any other flow trains through autograd. The
+pass reads the raw weights, so the weights outside each mask must be zero (the
+accelerated step keeps them so). The result equals autograd's to rounding
 (tests/accelerated/).
 """
 

@@ -26,8 +26,8 @@ class AcceleratedStep:
     parameter group (:class:`.FlatParameters`) that :class:`.FlatAdam`
     updates in one call each; :meth:`close` gives them their own storage back.
 
-    The gradient comes from :class:`.ManualBackward` when the model is a MAF (or MAF MoG) it
-    covers and ``manual_backward`` is true, and from autograd through the
+    The gradient comes from :class:`.ManualBackward` when the model is a MAF or
+    MAF MoG it covers and ``manual_backward`` is true, and from autograd through the
     model's modules otherwise (through ``torch.compile`` with ``compile``).
     The manual pass multiplies by the raw weights, not by weight and mask as
     the modules do: after each Adam step the weights outside the masks are set

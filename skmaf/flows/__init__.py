@@ -4,8 +4,9 @@ The reference model, in plain autograd: nothing here knows about scikit-learn
 or imports :mod:`skmaf._accelerated`, each module enforces its own invariants
 (a masked layer applies its mask), and each formula is written once. The
 estimators in :mod:`skmaf` use only the :class:`Flow` protocol (``log_prob``,
-``sample``, ``to_base``, ``from_base``, ``freeze_statistics``, each with an
-optional ``context``) and a builder.
+``sample``, ``to_base``, ``from_base``, ``freeze_statistics``, and the base's
+``to_standard_normal`` / ``from_standard_normal``, each with an optional
+``context``) and a builder.
 """
 
 from .autoregressive import MaskedAffineAutoregressive
