@@ -80,9 +80,9 @@ def mixture_normal_score(x: torch.Tensor, logits: torch.Tensor, means: torch.Ten
     z = (x.unsqueeze(1) - means) * torch.exp(-log_scales)
     log_cdf = torch.logsumexp(log_weights + torch.special.log_ndtr(z), dim=1)
     log_survival = torch.logsumexp(log_weights + torch.special.log_ndtr(-z), dim=1)
-    lower = log_cdf <= log_survival
-    return torch.where(lower, normal_quantile_of_log(torch.minimum(log_cdf, log_survival)),
-                       -normal_quantile_of_log(torch.minimum(log_cdf, log_survival)))
+    # Phi^-1(F) = -Phi^-1(1 - F): the quantile of the smaller tail, signed.
+    quantile = normal_quantile_of_log(torch.minimum(log_cdf, log_survival))
+    return torch.where(log_cdf <= log_survival, quantile, -quantile)
 
 
 def _mixture_quantile(score: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
@@ -90,7 +90,10 @@ def _mixture_quantile(score: torch.Tensor, logits: torch.Tensor, means: torch.Te
     """The ``x`` (n,) with ``mixture_normal_score(x) = score`` (n,), parameters (n, C),
     by bisection: the score is strictly increasing, and at ``score`` plus one component
     scales below every component's mean (above, for the upper end) the mixture's CDF
-    is below (above) ``Phi(score)``."""
+    is below (above) ``Phi(score)``. (Not :func:`skmaf._quantiles.invert_increasing`,
+    the estimators' NumPy search: this one stays on the model's device and, with its
+    bracket known in advance, needs no widening, and halves it to float64's resolution
+    rather than to a fixed tolerance, which a round trip of large values needs.)"""
     scales = torch.exp(log_scales)
     reach = (score.abs() + 1.0).unsqueeze(1) * scales
     low = (means - reach).min(dim=1).values
