@@ -337,13 +337,15 @@ class BaseFlowDensity(
     def transform(self, X):
         """Map data one-to-one to standard normal variables.
 
-        With a standard normal base (the MAF, Real NVP) these are the flow's
-        base variables ``u = f^-1(x)``. With a mixture base (MAF MoG, MADE MoG)
-        the base variables are mapped on by the Rosenblatt transform, each
-        coordinate through its conditional CDF given those before it and then
-        the standard normal quantile. Either way, when the model fits, the
-        rows are i.i.d. standard normal: the paper's goodness-of-fit
-        diagnostic. In the dequantized columns (``dequantized_features_``) an
+        With a standard normal base (``tail_weight=0``) these are the flow's
+        base variables ``u = f^-1(x)``. With the defensive base (the MAF and
+        Real NVP defaults) and a mixture base (MAF MoG, MADE MoG) the base
+        variables are mapped on by the Rosenblatt transform, each coordinate
+        through its conditional CDF given those before it and then the
+        standard normal quantile (for the defensive base, close to the
+        identity for rows its narrow component explains). Either way,
+        when the model fits, the rows are i.i.d. standard normal: the paper's
+        goodness-of-fit diagnostic. In the dequantized columns (``dequantized_features_``) an
         integer ``x`` stands for its cell, and the centre of the cell,
         ``x + 1/2``, is mapped.
 
@@ -375,8 +377,9 @@ class BaseFlowDensity(
     def inverse_transform(self, X):
         """Map standard normal variables back to data: the inverse of :meth:`transform`.
 
-        With a mixture base each coordinate of the base is found in turn, by
-        bisection of its conditional CDF (D passes of the base's MADE). That
+        With a mixture or defensive base each coordinate of the base is found
+        in turn, by bisection of its conditional CDF (for a MADE MoG, D passes
+        of its MADE). That
         is exact wherever the model puts density; where a conditional density
         is too small for float64 to move its CDF (between far-apart narrow
         components) the CDF is flat, and a point of the flat stretch is returned.

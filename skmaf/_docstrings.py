@@ -26,6 +26,29 @@ MAF_ARCHITECTURE = """\
         Components of the base density, the paper's C: 1 is N(0, I); more is a
         MADE whose conditionals are mixtures of that many Gaussians, under the
         flow (the paper's MAF MoG).
+%(tail_weight_parameter)s"""
+
+TAIL_WEIGHT_PARAMETER = """\
+    tail_weight : float in [0, 1), default=%(tail_weight)s
+        Weight of a wide component in the Gaussian base, whose density is
+        ``(1 - tail_weight) N(0, I) + tail_weight N(0, 10**2 I)`` (a
+        defensive mixture). A row that breaks a pattern of the training data
+        (a column nearly determined by the others, a spike of repeated
+        values) can land far out in the base, even inside the training
+        range: N(0, I) charges it ``|u|**2 / 2`` nats, the wide component at
+        most ``|u|**2 / 200 - log(tail_weight) + 3.2 D`` (D columns). Where
+        the base variables are typical it costs at most
+        ``-log(1 - tail_weight)`` nats a row, and the log-density is a
+        decreasing function of ``|u|`` as with N(0, I), so rows rank as they
+        would under N(0, I) for the same flow. :meth:`sample` draws a
+        fraction ``tail_weight`` of its rows
+        from the wide component. 0 is the paper's N(0, I).
+"""
+
+#: What ``tail_weight`` means next to ``n_components``.
+TAIL_WEIGHT_WITH_MIXTURES = """\
+        Not used when ``n_components > 1``: the mixture base has wide
+        components of its own.
 """
 
 DEQUANTIZE_PARAMETER = """\
@@ -169,11 +192,14 @@ FAR_FROM_THE_DATA = """\
     the range the training rows span at its layer (recorded with the
     batch-norm statistics), so beyond that range each layer is affine. The
     model stays an exact, normalised density, and far out the log-density
-    along any ray is exactly a concave quadratic in the distance ``t``,
-    ``log p = a - b t - |w|**2 t**2 / 2`` with ``w`` the slope of the model's
-    map at the edge of the data (with a mixture base, its widest component's
-    Gaussian tail): it falls smoothly, never by the compounding of stacked
-    scales that networks extrapolating beyond the data would give.
+    along any ray is a concave quadratic in the distance ``t``,
+    ``log p = a - b t - c t**2``, with ``w`` the slope of the model's map at
+    the edge of the data: ``c = |w|**2 / 200`` where the wide base component
+    takes over (``tail_weight > 0``, up to terms that vanish like
+    ``exp(-t**2)``), exactly ``|w|**2 / 2`` for N(0, I) (``tail_weight=0``),
+    and with a mixture base that of its widest component. It falls smoothly,
+    never by the compounding of stacked scales that networks extrapolating
+    beyond the data would give.
 
 """
 
@@ -188,7 +214,9 @@ def fill_docstring(cls):
     defaults = {name: parameter.default for name, parameter
                 in inspect.signature(cls.__init__).parameters.items()}
     fragments = {
-        "maf_architecture": MAF_ARCHITECTURE,
+        "maf_architecture": MAF_ARCHITECTURE.replace(
+            "%(tail_weight_parameter)s", TAIL_WEIGHT_PARAMETER + TAIL_WEIGHT_WITH_MIXTURES),
+        "tail_weight_parameter": TAIL_WEIGHT_PARAMETER,
         "dequantize_parameter": DEQUANTIZE_PARAMETER,
         "training_parameters": TRAINING_PARAMETERS,
         "fitted_attributes": FITTED_ATTRIBUTES,
@@ -199,7 +227,7 @@ def fill_docstring(cls):
     }
     doc = cls.__doc__
     for marker, text in fragments.items():
-        for name in ("alpha", "ema_decay", "n_components", "max_iter", "batch_size",
+        for name in ("alpha", "ema_decay", "n_components", "tail_weight", "max_iter", "batch_size",
                      "learning_rate", "learning_rate_init", "n_iter_no_change"):
             if name in defaults:
                 text = text.replace(f"%({name})s", repr(defaults[name]))

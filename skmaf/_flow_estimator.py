@@ -34,7 +34,7 @@ __all__ = ["FlowEstimatorMixin", "draw_seed", "unchanged_on_error", "validate_dr
 #: Parameters added after estimators were first pickled, with the value that
 #: behaves as the estimator did before them.
 PARAMETERS_BEFORE_THEY_EXISTED = {"ema_decay": 0.0, "dequantize": None,
-                                  "learning_rate": "constant"}
+                                  "learning_rate": "constant", "tail_weight": 0.0}
 
 
 @contextmanager

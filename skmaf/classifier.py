@@ -119,6 +119,7 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
         batch_norm=True,
         input_order="sequential",
         n_components=1,
+        tail_weight=1e-4,
         priors=None,
         dequantize="auto",
         max_iter=200,
@@ -143,6 +144,7 @@ class MAFClassifier(ClassifierMixin, BaseConditionalMAF):
         self.batch_norm = batch_norm
         self.input_order = input_order
         self.n_components = n_components
+        self.tail_weight = tail_weight
         self.priors = priors
         self.dequantize = dequantize
         self.max_iter = max_iter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -19,7 +19,8 @@ class MAFDensity(BaseFlowDensity):
     """Masked Autoregressive Flow density estimator (Papamakarios et al., 2017).
 
     A stack of ``n_transforms`` Gaussian MADEs, each followed by batch
-    normalisation, maps the data to standard normal noise. Log-densities take
+    normalisation, maps the data to standard normal noise (with a small
+    weight ``tail_weight`` on a wider normal: see that parameter). Log-densities take
     one parallel pass; sampling takes D sequential passes per MADE. With
     ``n_components > 1`` the noise density is a MADE with mixture-of-Gaussian
     conditionals instead: the paper's MAF MoG.
@@ -49,7 +50,9 @@ class MAFDensity(BaseFlowDensity):
     -----
     Each MADE computes ``u_i = (x_i - mu_i) * exp(-alpha_i)`` where ``mu_i`` and
     ``alpha_i`` depend on the inputs before ``i`` in its order, so
-    ``log p(x) = log N(u; 0, I) + sum_k log|det J_k|`` is exact. ``alpha`` is
+    ``log p(x) = log p_base(u) + sum_k log|det J_k|`` is exact, ``p_base``
+    the defensive mixture ``(1 - w) N(0, I) + w N(0, 10**2 I)`` (N(0, I) at
+    ``tail_weight=0``). ``alpha`` is
     smoothly bounded to ``±7`` per MADE to keep ``exp(alpha)`` finite. The
     MADE outputs ``alpha_i`` and the shift ``beta_i = -mu_i * exp(-alpha_i)``,
     so ``u_i = x_i * exp(-alpha_i) + beta_i``: the same flow, parametrised as in
@@ -111,6 +114,7 @@ class MAFDensity(BaseFlowDensity):
         "batch_norm": ["boolean"],
         "input_order": [StrOptions({"sequential", "reverse", "random"}), "array-like"],
         "n_components": [Interval(Integral, 1, None, closed="left")],
+        "tail_weight": [Interval(Real, 0, 1, closed="left")],
     }
 
     _architecture_parameters = (
@@ -121,6 +125,7 @@ class MAFDensity(BaseFlowDensity):
         "batch_norm",
         "input_order",
         "n_components",
+        "tail_weight",
     )
 
     def __init__(
@@ -133,6 +138,7 @@ class MAFDensity(BaseFlowDensity):
         batch_norm=True,
         input_order="sequential",
         n_components=1,
+        tail_weight=1e-4,
         dequantize="auto",
         max_iter=500,
         batch_size="auto",
@@ -156,6 +162,7 @@ class MAFDensity(BaseFlowDensity):
         self.batch_norm = batch_norm
         self.input_order = input_order
         self.n_components = n_components
+        self.tail_weight = tail_weight
         self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size

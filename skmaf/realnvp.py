@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import torch
 from sklearn.utils._param_validation import Interval
@@ -36,7 +36,7 @@ class RealNVPDensity(BaseFlowDensity):
         Batch normalisation after each coupling layer (appendix B of the MAF
         paper): minibatch statistics in training, whole-training-set
         statistics when evaluating.
-
+    %(tail_weight_parameter)s
     %(dequantize_parameter)s
     %(training_parameters)s
 
@@ -90,6 +90,7 @@ class RealNVPDensity(BaseFlowDensity):
         "n_hidden_layers": [Interval(Integral, 1, None, closed="left")],
         "n_hidden_units": [Interval(Integral, 1, None, closed="left")],
         "batch_norm": ["boolean"],
+        "tail_weight": [Interval(Real, 0, 1, closed="left")],
     }
 
     _architecture_parameters = (
@@ -97,6 +98,7 @@ class RealNVPDensity(BaseFlowDensity):
         "n_hidden_layers",
         "n_hidden_units",
         "batch_norm",
+        "tail_weight",
     )
 
     def __init__(
@@ -106,6 +108,7 @@ class RealNVPDensity(BaseFlowDensity):
         n_hidden_layers=1,
         n_hidden_units=100,
         batch_norm=True,
+        tail_weight=1e-4,
         dequantize="auto",
         max_iter=500,
         batch_size="auto",
@@ -126,6 +129,7 @@ class RealNVPDensity(BaseFlowDensity):
         self.n_hidden_layers = n_hidden_layers
         self.n_hidden_units = n_hidden_units
         self.batch_norm = batch_norm
+        self.tail_weight = tail_weight
         self.dequantize = dequantize
         self.max_iter = max_iter
         self.batch_size = batch_size

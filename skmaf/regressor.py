@@ -118,6 +118,7 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
         batch_norm=True,
         input_order="sequential",
         n_components=5,
+        tail_weight=1e-4,
         max_iter=200,
         batch_size=100,
         learning_rate="constant",
@@ -140,6 +141,7 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
         self.batch_norm = batch_norm
         self.input_order = input_order
         self.n_components = n_components
+        self.tail_weight = tail_weight
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -427,7 +429,7 @@ class MAFRegressor(RegressorMixin, BaseConditionalMAF):
 
         def centre(context):
             base = flow.base
-            if base.is_standard_normal:
+            if base.has_zero_medians:
                 u = context.new_zeros(len(context), self.n_targets_)
             else:
                 u = base.made.sample_sequentially(

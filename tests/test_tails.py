@@ -10,9 +10,11 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skmaf import MADEMoGDensity, MAFDensity, RealNVPDensity
+from skmaf.flows import DefensiveNormal, StandardNormal
 
 from ._common import estimator_id
 
@@ -68,18 +70,33 @@ def test_rows_beyond_the_data_score_finite_decreasing_values(fitted, skewed_data
         assert (np.diff(log_p) < 0).all(), (start, direction, log_p)
 
 
+def _base_variables(fitted, rows):
+    """The flow's base variables ``u`` (before any map onto N(0, I)), in float64."""
+    x = torch.from_numpy((rows - fitted.shift_) / fitted.scale_)
+    with torch.no_grad():
+        return fitted.module_.to_base(x.to(fitted.device_)).cpu().numpy()
+
+
 def test_far_out_gaussian_base_flows_have_a_gaussian_tail(fitted, skewed_data):
     """The stated asymptotics: beyond the training range of every layer, ``u`` is
     affine along a ray, ``u(t) = u_0 + w t``, and the log-determinant constant, so
-    ``log p = const - <u_0, w> t - |w|**2 t**2 / 2`` exactly, which bounds it below
-    from the point ``u_0`` on by ``log p(u_0) - |u_0| |w| t - |w|**2 t**2 / 2``."""
-    if not fitted.module_.base.is_standard_normal:
-        pytest.skip("a mixture base's map onto N(0, I) is not affine far out")
+    with N(0, I) ``log p = const - <u_0, w> t - |w|**2 t**2 / 2`` exactly, which
+    bounds it below from the point ``u_0`` on by ``log p(u_0) - |u_0| |w| t -
+    |w|**2 t**2 / 2``; with the defensive base (``tail_weight > 0``), where its wide
+    component has taken over, the same with ``w / s`` and ``u_0 / s`` for ``w``
+    and ``u_0``, ``s`` its scale."""
+    base = fitted.module_.base
+    if isinstance(base, StandardNormal):
+        scale = 1.0
+    elif isinstance(base, DefensiveNormal):
+        scale = base.tail_scale
+    else:
+        pytest.skip("a mixture base's conditionals move with u: no fixed Gaussian far out")
     span = np.ptp(skewed_data, axis=0).max()
     for start, direction in _rays(skewed_data):
         t = np.array([1e3, 2e3, 3e3, 4e3]) * span
         rows = start + t[:, None] * direction
-        u, log_p = fitted.transform(rows), fitted.score_samples(rows)
+        u, log_p = _base_variables(fitted, rows) / scale, fitted.score_samples(rows)
         w = (u[1] - u[0]) / (t[1] - t[0])
         np.testing.assert_allclose(np.diff(u, axis=0), np.tile(u[1] - u[0], (3, 1)),
                                    rtol=1e-6, atol=1e-6 * np.abs(u).max())
@@ -95,3 +112,31 @@ def test_far_out_gaussian_base_flows_have_a_gaussian_tail(fitted, skewed_data):
         bound = (log_p[0] - np.linalg.norm(u[0]) * np.linalg.norm(w) * s
                  - 0.5 * np.dot(w, w) * s**2)
         assert (log_p >= bound - 1e-5 * np.abs(log_p)).all()
+
+
+def test_defensive_base_bounds_the_price_of_a_row_that_breaks_a_pattern():
+    """Column 1 copies column 0 up to noise 1e-3 of its scale, so the flow's
+    conditional for it is narrow, and a row off that line, inside the training
+    range, lands hundreds of scales out in the base. N(0, I) charges it
+    ``u**2 / 2``; the defensive base at most the stated bound,
+    ``log|det| + sum_i [log w - log s - log(2 pi) / 2 - u_i**2 / (2 s**2)]``."""
+    rng = np.random.RandomState(0)
+    x0 = rng.normal(size=600)
+    X = np.column_stack([x0, x0 + 1e-3 * rng.normal(size=600), rng.normal(size=600)])
+    stray = np.array([[0.0, 1.0, 0.0]])
+    settings = dict(n_transforms=2, n_hidden_units=16, max_iter=40, random_state=0)
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for weight in (0.0, 1e-4):
+            model = MAFDensity(tail_weight=weight, **settings).fit(X)
+            scores[weight] = model.score_samples(stray)[0]
+    x = torch.from_numpy((stray - model.shift_) / model.scale_)
+    with torch.no_grad():
+        u, log_det = model.module_(x)
+    s, w = model.module_.base.tail_scale, 1e-4
+    bound = (log_det + (np.log(w) - np.log(s) - 0.5 * np.log(2 * np.pi)
+                        - 0.5 * (u / s) ** 2).sum(dim=1)).item() - np.log(model.scale_).sum()
+    assert np.abs(u.numpy()).max() > 50  # the row is far out in the base
+    assert scores[1e-4] >= bound - 1e-6 * abs(bound)
+    assert scores[1e-4] > scores[0.0] + 1000  # N(0, I) charges it thousands of nats more

@@ -12,7 +12,8 @@ for batch norm with minibatch statistics.
 
 Only what the flows of :func:`~skmaf.flows.build_maf` contain is covered, by
 exact type: Gaussian MADE steps without context, batch norm in training mode,
-and the standard normal base or the MAF MoG's MADE MoG base. The mixture
+and the Gaussian base (N(0, I) or its defensive mixture, whose gradient has a
+closed form) or the MAF MoG's MADE MoG base. The mixture
 base's log-density has no short backward pass, so autograd differentiates it
 alone, from the base variables ``u`` (a leaf) to the loss: its gradient with
 respect to ``u`` then enters the hand-written pass through the steps, which
@@ -34,6 +35,7 @@ from torch.nn import functional as F
 from ..flows import (
     MADE,
     BatchNorm,
+    DefensiveNormal,
     Flow,
     MADEMoG,
     MaskedAffineAutoregressive,
@@ -70,8 +72,9 @@ def supports_manual_backward(flow: Flow) -> bool:
 
 
 def _supported_base(base) -> bool:
-    """N(0, I), or a MADE MoG without context (differentiated by autograd, alone)."""
-    if type(base) is StandardNormal:
+    """N(0, I) or its defensive mixture, or a MADE MoG without context
+    (differentiated by autograd, alone)."""
+    if type(base) in (StandardNormal, DefensiveNormal):
         return True
     return (type(base) is MADEMoG and type(base.made) is MADE
             and base.made.context_layers is None)
@@ -100,8 +103,9 @@ class ManualBackward:
             _BatchNormStep(t, gradients) if type(t) is BatchNorm else _AffineStep(t, gradients)
             for t in flow.transforms
         ]
-        self._base = None if type(flow.base) is StandardNormal else _AutogradBase(
-            flow.base, gradients)
+        self._base = (None if type(flow.base) is StandardNormal
+                      else _DefensiveBase(flow.base) if type(flow.base) is DefensiveNormal
+                      else _AutogradBase(flow.base, gradients))
         self._constants = {}
 
     @torch.no_grad()
@@ -140,6 +144,18 @@ class ManualBackward:
             # The flow's own input is data: no gradient needed there.
             grad = self._steps[index].backward(caches[index], grad, constants, index > 0)
         return loss
+
+
+class _DefensiveBase:
+    """The defensive Gaussian base: ``-mean log p(u)`` and its gradient with respect to
+    ``u``, in closed form (it has no parameters)."""
+
+    def __init__(self, base: DefensiveNormal):
+        self.base = base
+
+    def __call__(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_prob, score = self.base.log_prob_and_score(u)
+        return -log_prob.mean(), score / -u.shape[0]
 
 
 class _AutogradBase:

@@ -36,6 +36,7 @@ from ..flows import (
     MADE,
     AffineCoupling,
     BatchNorm,
+    DefensiveNormal,
     Flow,
     Linear,
     MADEMoG,
@@ -151,8 +152,8 @@ _REPLACEMENTS = {
 }
 
 #: Module types whose own forward is kept (their layers inside are replaced).
-_KEPT = {Flow, MADE, MADEMoG, AffineCoupling, StandardNormal, InputRange, nn.ModuleList,
-         nn.Sequential, nn.ReLU, nn.Tanh}
+_KEPT = {Flow, MADE, MADEMoG, AffineCoupling, StandardNormal, DefensiveNormal, InputRange,
+         nn.ModuleList, nn.Sequential, nn.ReLU, nn.Tanh}
 
 
 def copies(flow: nn.Module) -> bool:

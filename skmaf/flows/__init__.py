@@ -12,6 +12,7 @@ estimators in :mod:`skmaf` use only the :class:`Flow` protocol (``log_prob``,
 from .autoregressive import MaskedAffineAutoregressive
 from .base import BaseDistribution, Flow, FlowTransform, InverseNotAvailable, StandardNormal
 from .coupling import AffineCoupling, alternating_masks
+from .defensive import DefensiveNormal
 from .layers import Linear, MaskedLinear, count_connections
 from .made import MADE, made_masks, make_order
 from .mixture import MADEMoG, mixture_log_prob
@@ -23,6 +24,7 @@ __all__ = [
     "AffineCoupling",
     "BaseDistribution",
     "BatchNorm",
+    "DefensiveNormal",
     "Flow",
     "FlowTransform",
     "InverseNotAvailable",

@@ -65,6 +65,10 @@ class BaseDistribution(nn.Module):
     #: Whether this is N(0, I), which makes the flow a bijection onto Gaussian noise.
     is_standard_normal = False
 
+    #: Whether each coordinate's median given those before it is 0, so that the
+    #: flow's sequential median is the image of ``u = 0``.
+    has_zero_medians = False
+
     #: Whether it conditions on its input through a network whose view is bounded
     #: to the training range (:mod:`.ranges`), set by :meth:`freeze_statistics`.
     has_statistics = False
@@ -107,6 +111,7 @@ class StandardNormal(BaseDistribution):
     """N(0, I) in ``n_features`` dimensions, whatever the context."""
 
     is_standard_normal = True
+    has_zero_medians = True
 
     def __init__(self, n_features: int):
         super().__init__()

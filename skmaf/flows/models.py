@@ -12,11 +12,19 @@ import torch
 from .autoregressive import MaskedAffineAutoregressive
 from .base import Flow, StandardNormal
 from .coupling import AffineCoupling, alternating_masks
+from .defensive import DefensiveNormal
 from .made import MADE, make_order
 from .mixture import MADEMoG
 from .normalization import BatchNorm
 
 __all__ = ["build_made_mog", "build_maf", "build_realnvp"]
+
+
+def gaussian_base(n_features: int, tail_weight: float):
+    """N(0, I), or with ``tail_weight > 0`` its defensive mixture (:mod:`.defensive`)."""
+    if tail_weight == 0:
+        return StandardNormal(n_features)
+    return DefensiveNormal(n_features, tail_weight)
 
 
 def _next_order(order, input_order, n_features, generator):
@@ -35,6 +43,7 @@ def build_maf(
     batch_norm: bool = True,
     input_order="sequential",
     n_components: int = 1,
+    tail_weight: float = 0.0,
     n_context_features: int = 0,
     generator: torch.Generator | None = None,
 ) -> Flow:
@@ -47,7 +56,9 @@ def build_maf(
     Batch norm follows every MADE, as in the paper's code.
 
     With ``n_components > 1`` the base density is a MADE MoG (the paper's MAF
-    MoG) continuing the order pattern; otherwise it is N(0, I).
+    MoG) continuing the order pattern; otherwise it is N(0, I), or with
+    ``tail_weight > 0`` N(0, I) with that weight moved to a wide component
+    (:mod:`.defensive`).
     """
     order = make_order(input_order, n_features, generator)
     transforms = []
@@ -60,7 +71,7 @@ def build_maf(
             transforms.append(BatchNorm(n_features))
         order = _next_order(order, input_order, n_features, generator)
     if n_components == 1:
-        return Flow(transforms, StandardNormal(n_features))
+        return Flow(transforms, gaussian_base(n_features, tail_weight))
     base = MADEMoG(n_features, n_hidden_layers, n_hidden_units, n_components, order,
                    activation, n_context_features, generator)
     return Flow(transforms, base)
@@ -89,14 +100,16 @@ def build_realnvp(
     n_hidden_layers: int,
     n_hidden_units: int,
     batch_norm: bool = True,
+    tail_weight: float = 0.0,
     n_context_features: int = 0,
     generator: torch.Generator | None = None,
 ) -> Flow:
-    """Real NVP: K affine coupling layers with alternating masks, batch norm after each."""
+    """Real NVP: K affine coupling layers with alternating masks, batch norm after each,
+    over N(0, I) (or its defensive mixture, as in :func:`build_maf`)."""
     transforms = []
     for mask in alternating_masks(n_features, n_transforms):
         transforms.append(AffineCoupling(mask, n_hidden_layers, n_hidden_units,
                                          n_context_features, generator))
         if batch_norm:
             transforms.append(BatchNorm(n_features))
-    return Flow(transforms, StandardNormal(n_features))
+    return Flow(transforms, gaussian_base(n_features, tail_weight))

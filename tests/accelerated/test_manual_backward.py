@@ -10,10 +10,10 @@ pytestmark = pytest.mark.every_path
 
 
 def _maf(n_features, batch_norm=True, activation="relu", n_hidden_layers=2, seed=0,
-         n_components=1):
+         n_components=1, tail_weight=0.0):
     """A float64 MAF in training mode, batch norm parameters moved off their initial values."""
     flow = build_maf(n_features, 3, n_hidden_layers, 12, activation=activation,
-                     batch_norm=batch_norm, n_components=n_components,
+                     batch_norm=batch_norm, n_components=n_components, tail_weight=tail_weight,
                      generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         for name, parameter in flow.named_parameters():
@@ -71,6 +71,17 @@ def test_maf_mog_matches_autograd(n_features, n_components):
     """MAF MoG: the mixture base through autograd, the steps by hand, one gradient."""
     flow = _maf(n_features, n_components=n_components)
     x = 2 * torch.randn(64, n_features, dtype=torch.float64) + 1
+    _assert_matches_autograd(flow, x, loss_tolerance=1e-12, gradient_tolerance=1e-10)
+
+
+@pytest.mark.parametrize("n_features, batch_norm", [(1, True), (5, False), (17, True)])
+def test_defensive_base_matches_autograd(n_features, batch_norm):
+    """The defensive Gaussian base's closed-form gradient, with rows far enough out
+    (scale 30) that the wide component carries part of the gradient."""
+    flow = _maf(n_features, batch_norm=batch_norm, tail_weight=0.05)
+    assert supports_manual_backward(flow)
+    x = 30 * torch.randn(64, n_features, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(1))
     _assert_matches_autograd(flow, x, loss_tolerance=1e-12, gradient_tolerance=1e-10)
 
 
