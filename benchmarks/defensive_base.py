@@ -72,7 +72,7 @@ def main():
         tasks = {
             "training step (ms)": {name: _step(m, n_features) for name, m in models.items()},
             "score_samples (ms, 20k rows)": {
-                name: (lambda m=m: m.score_samples(X)) for name, m in models.items()},
+                name: (lambda m=m, X=X: m.score_samples(X)) for name, m in models.items()},
             "sample (ms, 20k rows)": {
                 name: (lambda m=m: m.sample(ROWS, random_state=0)) for name, m in models.items()},
         }

@@ -88,16 +88,21 @@ def skmaf_step(n_features: int, batch_norm: bool, autograd: bool = False,
     ``torch.compile`` (its one-off compilation happens in the untimed warm-up steps),
     ``reference`` the reference step (autograd and torch.optim.Adam, what
     ``SKMAF_ACCELERATE=0`` trains with)."""
+    from skmaf import MAFDensity
     from skmaf._accelerated.step import AcceleratedStep
     from skmaf._training import TrainingOptions
+    from skmaf._training.options import resolve_learning_rate
     from skmaf._training.step import ReferenceStep
     from skmaf.flows import build_maf
 
+    # The estimator's base: N(0, I) with its default tail weight on a wide component.
     flow = build_maf(n_features, peers.K, peers.L, peers.H, batch_norm=batch_norm,
+                     tail_weight=MAFDensity().tail_weight,
                      generator=torch.Generator().manual_seed(0)).train()
     defaults = peers.Settings()
     # With the default Polyak averaging, whose update after each step is part of it.
-    options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=defaults.learning_rate,
+    learning_rate = resolve_learning_rate(defaults.learning_rate, BATCH)
+    options = TrainingOptions(max_iter=1, batch_size=BATCH, learning_rate=learning_rate,
                               l2_penalty=defaults.alpha, early_stopping=True, n_iter_no_change=1,
                               tol=0.0, ema_decay=defaults.ema_decay, compile=compile)
     if reference:

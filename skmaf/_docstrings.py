@@ -38,10 +38,10 @@ TAIL_WEIGHT_PARAMETER = """\
         range: N(0, I) charges it ``|u|**2 / 2`` nats, the wide component at
         most ``|u|**2 / 200 - log(tail_weight) + 3.2 D`` (D columns). Where
         the base variables are typical it costs at most
-        ``-log(1 - tail_weight)`` nats a row, and the log-density is a
-        decreasing function of ``|u|`` as with N(0, I), so rows rank as they
-        would under N(0, I) for the same flow. :meth:`sample` draws a
-        fraction ``tail_weight`` of its rows
+        ``-log(1 - tail_weight)`` nats a row. Rows far out in the base score
+        higher than under N(0, I), and so less apart from the others, which
+        matters for anomaly scores (``benchmarks/README.md``, "The defensive
+        base"). :meth:`sample` draws a fraction ``tail_weight`` of its rows
         from the wide component. 0 is the paper's N(0, I).
 """
 

@@ -12,8 +12,10 @@ the base: at ``u = -145`` on one coordinate N(0, I) charges it 10,500 nats,
 the wide component ``-log w + D log s + (D / 2) log(2 pi) + |u|^2 / (2 s^2)``,
 a few hundred. Where the base variables are typical the mixture costs at
 most ``-log(1 - w)`` (``w`` nats) a row. The density stays exact and
-normalised, and ``log p`` is a decreasing function of ``|u|`` alone, as for
-N(0, I): rows rank by density as they would under N(0, I) for the same flow.
+normalised, and is a decreasing function of ``|u|`` alone, as N(0, I) is, so
+it orders the base variables as N(0, I) does. (Not the data: the density of a
+row adds the flow's log-determinant there, which varies from row to row and
+now weighs more against the slower-growing ``|u|^2 / (2 s^2)``.)
 
 What it means for the tails: along any ray that leaves the training range,
 ``u`` is eventually affine in the distance (:mod:`.ranges`) and the wide
