@@ -15,6 +15,7 @@ from sklearn.base import clone
 
 from skmaf import MAFDensity
 from skmaf.exceptions import DeviceWarning
+from skmaf.flows import DefensiveNormal, StandardNormal
 
 from ._common import estimator_id, tiny_estimators
 
@@ -168,3 +169,30 @@ def test_a_pickle_from_before_polyak_averaging_loads_and_refits_as_it_was_traine
     expected = clone(fitted).set_params(ema_decay=0.0, learning_rate="constant").fit(gaussian_data)
     np.testing.assert_array_equal(refit.score_samples(gaussian_data),
                                   expected.score_samples(gaussian_data))
+
+
+def test_a_pickle_from_before_the_defensive_base_loads_with_its_standard_normal_base(
+        gaussian_data):
+    """A model saved before ``tail_weight`` existed was trained on N(0, I): it is
+    rebuilt with that base, scores as it did, and reports ``tail_weight=0``, so that
+    a clone refits it the same way."""
+    fitted = MAFDensity(n_transforms=2, n_hidden_units=8, max_iter=3, tail_weight=0.0,
+                        random_state=0).fit(gaussian_data)
+    state = fitted.__getstate__()
+    del state["tail_weight"]
+    architecture = dict(state["_fitted_architecture"])
+    architecture["parameters"] = {name: value for name, value in
+                                  architecture["parameters"].items() if name != "tail_weight"}
+    state["_fitted_architecture"] = architecture
+    restored = MAFDensity.__new__(MAFDensity)
+    restored.__setstate__(state)
+    assert type(restored.module_.base) is StandardNormal
+    assert restored.get_params()["tail_weight"] == 0.0
+    np.testing.assert_array_equal(restored.score_samples(gaussian_data),
+                                  fitted.score_samples(gaussian_data))
+    # The default is the defensive base, and it survives a round trip.
+    default = clone(fitted).set_params(tail_weight=1e-4).fit(gaussian_data)
+    loaded = pickle.loads(pickle.dumps(default))
+    assert type(loaded.module_.base) is DefensiveNormal
+    np.testing.assert_array_equal(loaded.score_samples(gaussian_data),
+                                  default.score_samples(gaussian_data))
