@@ -111,6 +111,18 @@ def test_predict_is_the_conditional_median(bimodal_regressor, held_out):
     assert np.mean(np.abs(predicted - _true_median(X))) < 0.1
 
 
+def test_with_the_defensive_gaussian_base_predict_is_the_median_too(held_out):
+    """One Gaussian component and the default tail weight: the base is the defensive
+    mixture, whose conditional medians are 0, so the flow's image of u = 0 is the
+    median that the bisection of the conditional CDF finds."""
+    X, y = held_out
+    model = _quiet(MAFRegressor(**{**QUICK, "n_components": 1}), X, y)
+    assert model.module_.base.tail_weight == model.tail_weight > 0
+    np.testing.assert_allclose(model.predict(X[:20]),
+                               model.predict_quantiles(X[:20], [0.5])[:, 0],
+                               atol=1e-6 * y.std())
+
+
 def test_quantiles_invert_the_model_cdf(bimodal_regressor):
     """The CDF of the model's own density (trapezoid quadrature of exp(log_density))
     at each predicted quantile is its level; quantiles grow with the level."""
