@@ -76,11 +76,9 @@ class MAFDensity(BaseFlowDensity):
     train as the paper did.
 
     ``n_components=10`` (MAF MoG) fits multimodal conditionals that the
-    Gaussian base cannot, and keeps a wide component where a column is
-    nearly determined by the others: there a Gaussian conditional has a tiny
-    scale, and a row that breaks the pattern, even inside the training
-    range, falls in its Gaussian tail. It costs a longer fit.
-    ``benchmarks/README.md`` compares the two.
+    Gaussian base cannot, and scored higher than the default on most real
+    tables tried; it costs a longer fit. ``benchmarks/README.md`` compares
+    the two.
 
     References
     ----------
