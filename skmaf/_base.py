@@ -343,11 +343,11 @@ class BaseFlowDensity(
         variables are mapped on by the Rosenblatt transform, each coordinate
         through its conditional CDF given those before it and then the
         standard normal quantile (for the defensive base, close to the
-        identity for rows its narrow component explains). Either way,
-        when the model fits, the rows are i.i.d. standard normal: the paper's
-        goodness-of-fit diagnostic. In the dequantized columns (``dequantized_features_``) an
-        integer ``x`` stands for its cell, and the centre of the cell,
-        ``x + 1/2``, is mapped.
+        identity for rows its narrow component explains). Either way, when
+        the model fits, the rows are i.i.d. standard normal: the paper's
+        goodness-of-fit diagnostic. In the dequantized columns
+        (``dequantized_features_``) an integer ``x`` stands for its cell, and
+        the centre of the cell, ``x + 1/2``, is mapped.
 
         Parameters
         ----------
@@ -379,10 +379,10 @@ class BaseFlowDensity(
 
         With a mixture or defensive base each coordinate of the base is found
         in turn, by bisection of its conditional CDF (for a MADE MoG, D passes
-        of its MADE). That
-        is exact wherever the model puts density; where a conditional density
-        is too small for float64 to move its CDF (between far-apart narrow
-        components) the CDF is flat, and a point of the flat stretch is returned.
+        of its MADE). That is exact wherever the model puts density; where a
+        conditional density is too small for float64 to move its CDF (between
+        far-apart narrow components) the CDF is flat, and a point of the flat
+        stretch is returned.
 
         Parameters
         ----------

@@ -26,7 +26,7 @@ MAF_ARCHITECTURE = """\
         Components of the base density, the paper's C: 1 is N(0, I); more is a
         MADE whose conditionals are mixtures of that many Gaussians, under the
         flow (the paper's MAF MoG).
-%(tail_weight_parameter)s"""
+"""
 
 TAIL_WEIGHT_PARAMETER = """\
     tail_weight : float in [0, 1), default=%(tail_weight)s
@@ -50,6 +50,8 @@ TAIL_WEIGHT_WITH_MIXTURES = """\
         Not used when ``n_components > 1``: the mixture base has wide
         components of its own.
 """
+
+MAF_ARCHITECTURE += TAIL_WEIGHT_PARAMETER + TAIL_WEIGHT_WITH_MIXTURES
 
 DEQUANTIZE_PARAMETER = """\
     dequantize : "auto", array-like or None, default="auto"
@@ -214,8 +216,7 @@ def fill_docstring(cls):
     defaults = {name: parameter.default for name, parameter
                 in inspect.signature(cls.__init__).parameters.items()}
     fragments = {
-        "maf_architecture": MAF_ARCHITECTURE.replace(
-            "%(tail_weight_parameter)s", TAIL_WEIGHT_PARAMETER + TAIL_WEIGHT_WITH_MIXTURES),
+        "maf_architecture": MAF_ARCHITECTURE,
         "tail_weight_parameter": TAIL_WEIGHT_PARAMETER,
         "dequantize_parameter": DEQUANTIZE_PARAMETER,
         "training_parameters": TRAINING_PARAMETERS,

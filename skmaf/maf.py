@@ -20,8 +20,9 @@ class MAFDensity(BaseFlowDensity):
 
     A stack of ``n_transforms`` Gaussian MADEs, each followed by batch
     normalisation, maps the data to standard normal noise (with a small
-    weight ``tail_weight`` on a wider normal: see that parameter). Log-densities take
-    one parallel pass; sampling takes D sequential passes per MADE. With
+    weight ``tail_weight`` on a wider normal: see that parameter).
+    Log-densities take one parallel pass; sampling takes D sequential passes
+    per MADE. With
     ``n_components > 1`` the noise density is a MADE with mixture-of-Gaussian
     conditionals instead: the paper's MAF MoG.
 
@@ -52,10 +53,10 @@ class MAFDensity(BaseFlowDensity):
     ``alpha_i`` depend on the inputs before ``i`` in its order, so
     ``log p(x) = log p_base(u) + sum_k log|det J_k|`` is exact, ``p_base``
     the defensive mixture ``(1 - w) N(0, I) + w N(0, 10**2 I)`` (N(0, I) at
-    ``tail_weight=0``). ``alpha`` is
-    smoothly bounded to ``±7`` per MADE to keep ``exp(alpha)`` finite. The
-    MADE outputs ``alpha_i`` and the shift ``beta_i = -mu_i * exp(-alpha_i)``,
-    so ``u_i = x_i * exp(-alpha_i) + beta_i``: the same flow, parametrised as in
+    ``tail_weight=0``). ``alpha`` is smoothly bounded to ``±7`` per MADE to
+    keep ``exp(alpha)`` finite. The MADE outputs ``alpha_i`` and the shift
+    ``beta_i = -mu_i * exp(-alpha_i)``, so ``u_i = x_i * exp(-alpha_i) +
+    beta_i``: the same flow, parametrised as in
     nflows and zuko, which trains to a better held-out likelihood than ``mu`` as the
     output (4 nats a row on digits; ``benchmarks/README.md``).
 

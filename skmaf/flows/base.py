@@ -62,9 +62,6 @@ class BaseDistribution(nn.Module):
     the same samples on every device.
     """
 
-    #: Whether this is N(0, I), which makes the flow a bijection onto Gaussian noise.
-    is_standard_normal = False
-
     #: Whether each coordinate's median given those before it is 0, so that the
     #: flow's sequential median is the image of ``u = 0``.
     has_zero_medians = False
@@ -110,7 +107,6 @@ class BaseDistribution(nn.Module):
 class StandardNormal(BaseDistribution):
     """N(0, I) in ``n_features`` dimensions, whatever the context."""
 
-    is_standard_normal = True
     has_zero_medians = True
 
     def __init__(self, n_features: int):

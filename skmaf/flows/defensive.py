@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .base import BaseDistribution
-from .mixture import _mixture_quantile, mixture_cdf, mixture_normal_score
+from .mixture import mixture_cdf, mixture_normal_score, mixture_quantile
 
 __all__ = ["TAIL_SCALE", "DefensiveNormal"]
 
@@ -72,36 +72,28 @@ class DefensiveNormal(BaseDistribution):
         return (f"n_features={self.n_features}, tail_weight={self.tail_weight}, "
                 f"tail_scale={self.tail_scale}")
 
-    def _log_components(self, u: torch.Tensor) -> torch.Tensor:
-        """Per coordinate, ``log N(u_i; 0, 1)`` and ``log N(u_i; 0, s^2)``: (n, 2, D)."""
-        log_s = math.log(self.tail_scale)
-        narrow = -0.5 * u.square() - _LOG_SQRT_2PI
-        wide = -0.5 * (u / self.tail_scale).square() - log_s - _LOG_SQRT_2PI
-        return torch.stack([narrow, wide], dim=1)
-
-    def _log_weights(self, like: torch.Tensor) -> torch.Tensor:
-        return like.new_tensor([math.log1p(-self.tail_weight), math.log(self.tail_weight)])
-
-    def _log_joint(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log[(1 - w) N(u; 0, I)]`` and ``log[w N(u; 0, s^2 I)]`` per row: both depend
-        on ``u`` through ``|u|^2`` alone (a few ops on (n,) vectors, as the
-        training step wants)."""
-        n_features = u.shape[1]
-        half_squared_norm = 0.5 * u.square().sum(dim=1)
-        narrow = (math.log1p(-self.tail_weight) - n_features * _LOG_SQRT_2PI) - half_squared_norm
+    def _log_weighted_components(self, squared_norm: torch.Tensor, n_coordinates
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log[(1 - w) N(v; 0, I)]`` and ``log[w N(v; 0, s^2 I)]`` for vectors ``v`` of
+        ``n_coordinates`` coordinates (a number, or a tensor broadcasting with
+        ``squared_norm``) with ``|v|^2 = squared_norm``: both depend on ``v``
+        through its norm alone, which is what makes every conditional of the
+        mixture a two-component mixture with closed-form weights."""
+        narrow = (math.log1p(-self.tail_weight) - n_coordinates * _LOG_SQRT_2PI
+                  - 0.5 * squared_norm)
         wide = (math.log(self.tail_weight)
-                - n_features * (_LOG_SQRT_2PI + math.log(self.tail_scale))
-                - half_squared_norm / self.tail_scale**2)
+                - n_coordinates * (_LOG_SQRT_2PI + math.log(self.tail_scale))
+                - 0.5 * squared_norm / self.tail_scale**2)
         return narrow, wide
 
     def log_prob(self, u: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.logaddexp(*self._log_joint(u))
+        return torch.logaddexp(*self._log_weighted_components(u.square().sum(dim=1), u.shape[1]))
 
     def log_prob_and_score(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``log p(u)`` per row and its gradient ``d log p / du`` (n, D), in closed form:
         ``-u * (r + (1 - r) / s^2)``, ``r`` the narrow component's posterior
         probability given the row."""
-        narrow, wide = self._log_joint(u)
+        narrow, wide = self._log_weighted_components(u.square().sum(dim=1), u.shape[1])
         narrow_share = torch.sigmoid(narrow - wide)
         precision = narrow_share * (1.0 - self.tail_scale**-2) + self.tail_scale**-2
         return torch.logaddexp(narrow, wide), -u * precision.unsqueeze(1)
@@ -113,15 +105,26 @@ class DefensiveNormal(BaseDistribution):
         draws = noise * np.where(wide, self.tail_scale, 1.0)
         return torch.as_tensor(draws, dtype=like.dtype, device=like.device)
 
+    def _conditional_mixture(self, squared_norm_before: torch.Tensor, n_before):
+        """A coordinate's distribution given the ``n_before`` coordinates before it, whose
+        squared norm is ``squared_norm_before``, as 1-D mixture parameters (logits,
+        means, log-scales) with the components on dimension 1: the logits are the
+        components' log prior weights plus the log-densities of those coordinates."""
+        logits = torch.stack(self._log_weighted_components(squared_norm_before, n_before), dim=1)
+        shape = [1] * logits.dim()
+        shape[1] = 2
+        log_scales = logits.new_tensor([0.0, math.log(self.tail_scale)]).reshape(shape)
+        return logits, torch.zeros_like(logits), log_scales.expand_as(logits)
+
     def conditional_mixtures(self, u: torch.Tensor):
-        """Coordinate ``i``'s distribution given ``u_<i``, as 1-D mixture parameters
-        (logits, means, log-scales), each (n, 2, D): the logits are the log prior
-        weights plus the log-densities of the coordinates before ``i``."""
-        log_components = self._log_components(u)
-        before = torch.cumsum(log_components, dim=2) - log_components
-        logits = before + self._log_weights(u)[None, :, None]
-        log_scales = u.new_tensor([0.0, math.log(self.tail_scale)])[None, :, None]
-        return logits, u.new_zeros(()).expand_as(logits), log_scales.expand_as(logits)
+        """Every coordinate's distribution given those before it: 1-D mixture
+        parameters, each (n, 2, D)."""
+        squares = u.square()
+        # |u_<i|^2 for every i, summed from the front (no cancellation against u_i^2).
+        before = torch.cat([torch.zeros_like(squares[:, :1]),
+                            torch.cumsum(squares[:, :-1], dim=1)], dim=1)
+        counts = torch.arange(u.shape[1], dtype=u.dtype, device=u.device)
+        return self._conditional_mixture(before, counts)
 
     def conditional_cdf(self, u: torch.Tensor, context: torch.Tensor | None = None
                         ) -> torch.Tensor:
@@ -140,7 +143,8 @@ class DefensiveNormal(BaseDistribution):
         """The inverse of :meth:`to_standard_normal`, coordinate by coordinate, each by
         bisection of its conditional CDF given the coordinates already found."""
         u = torch.zeros_like(z)
+        squared_norm_before = torch.zeros_like(z[:, 0])
         for i in range(self.n_features):
-            logits, means, log_scales = (part[:, :, i] for part in self.conditional_mixtures(u))
-            u[:, i] = _mixture_quantile(z[:, i], logits, means, log_scales)
+            u[:, i] = mixture_quantile(z[:, i], *self._conditional_mixture(squared_norm_before, i))
+            squared_norm_before = squared_norm_before + u[:, i].square()
         return u

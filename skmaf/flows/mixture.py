@@ -12,7 +12,7 @@ from .base import BaseDistribution
 from .made import MADE
 
 __all__ = ["MADEMoG", "mixture_cdf", "mixture_log_prob", "mixture_normal_score",
-           "normal_quantile_of_log"]
+           "mixture_quantile", "normal_quantile_of_log"]
 
 #: Bisection steps of the inverse Rosenblatt map: each halves the bracket, which
 #: starts at most a few thousand component scales wide, so 100 reach float64's
@@ -85,7 +85,7 @@ def mixture_normal_score(x: torch.Tensor, logits: torch.Tensor, means: torch.Ten
     return torch.where(log_cdf <= log_survival, quantile, -quantile)
 
 
-def _mixture_quantile(score: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
+def mixture_quantile(score: torch.Tensor, logits: torch.Tensor, means: torch.Tensor,
                       log_scales: torch.Tensor) -> torch.Tensor:
     """The ``x`` (n,) with ``mixture_normal_score(x) = score`` (n,), parameters (n, C),
     by bisection: the score is strictly increasing, and at ``score`` plus one component
@@ -171,7 +171,7 @@ class MADEMoG(BaseDistribution):
 
         def decide(i, params):
             logits, means, log_scales = (part[:, :, 0] for part in self.split(params[:, :, None]))
-            return _mixture_quantile(z[:, i], logits, means, log_scales)
+            return mixture_quantile(z[:, i], logits, means, log_scales)
 
         return self.made.sample_sequentially(decide, z.shape[0], like=z, context=context)
 
